@@ -1,0 +1,46 @@
+# Conveyor: one binary that queues, schedules, runs and explains background jobs.
+export GOTOOLCHAIN := local
+export CGO_ENABLED := 0
+GO ?= go
+BIN := bin/conveyor
+PKGS := ./...
+
+.PHONY: run build test test-short race vet fmt bench chaos fuzz e2e clean
+
+# run: the appliance with the seed's topology on embedded storage under ./var.
+run: build
+	$(BIN) serve --data ./var
+
+build:
+	$(GO) build -trimpath -o $(BIN) .
+
+# test: everything CI runs — vet, gofmt, and the race-enabled test suite
+# (with the short variants of the crash loop and the fuzz targets).
+test: vet fmt
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+bench: build
+	$(BIN) bench
+
+# chaos: the long crash loop (50 SIGKILLs) and the long random-model run.
+chaos:
+	CONVEYOR_CHAOS=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Model|Chaos|Kill' $(PKGS)
+
+# fuzz: each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

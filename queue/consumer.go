@@ -1,0 +1,393 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ConsumerConfig describes a consumer: the worker pool of one lane as the store
+// sees it.
+type ConsumerConfig struct {
+	// Name identifies the consumer in logs.
+	Name string
+	// Queues the consumer takes jobs from.
+	Queues []string
+	// Weights, one per queue, make the order weighted-random (Sidekiq's weighted
+	// queues): each claim shares the room among queues with ready jobs in
+	// proportion to their weights. Nil means strict order: a queue is served only
+	// when every queue listed before it has no ready job.
+	Weights []int
+	// Concurrency is the number of workers that take jobs from Jobs().
+	Concurrency int
+	// MaxPrefetch caps the jobs claimed beyond Concurrency so that fast workers
+	// never wait for a commit. The prefetch adapts to how fast jobs finish; slow
+	// lanes hold almost none. Default 1024.
+	MaxPrefetch int
+	// Lease is how long an attempt may run before the lane gives up on it; it is
+	// recorded on the job (LeaseUntil). Default 30 min.
+	Lease time.Duration
+}
+
+// DefaultMaxPrefetch is ConsumerConfig.MaxPrefetch's default.
+const DefaultMaxPrefetch = 1024
+
+// Consumer hands claimed jobs to one lane's workers and takes their outcomes back.
+// A worker takes a job from Jobs(), calls Begin before running it, and exactly
+// one of Ack, Fail, Kill, Snooze or Release after.
+type Consumer struct {
+	s           *Store
+	name        string
+	queueNames  []string
+	weights     []int
+	concurrency int
+	maxPrefetch int
+	lease       time.Duration
+	ch          chan *Job
+
+	inflight      atomic.Int64 // claimed and not yet finished
+	finishedSince atomic.Int64 // finished since the writer last sized the prefetch
+	open          atomic.Bool  // the lane's gate
+	draining      atomic.Bool  // no more claims, for good
+
+	// writer-only
+	prefetch int
+	rnd      *rand.Rand
+
+	mu       sync.Mutex
+	active   map[uint64]*activeJob
+	unmarked int
+	closed   bool
+}
+
+type activeJob struct {
+	begun  time.Time
+	marked bool
+	waiter chan struct{}
+}
+
+// Consume registers a consumer. It starts open: call SetOpen(false) first to
+// start with the gate closed.
+func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
+	if len(cfg.Queues) == 0 {
+		return nil, fmt.Errorf("queue: consumer %q: no queues", cfg.Name)
+	}
+	if cfg.Weights != nil && len(cfg.Weights) != len(cfg.Queues) {
+		return nil, fmt.Errorf("queue: consumer %q: %d weights for %d queues", cfg.Name, len(cfg.Weights), len(cfg.Queues))
+	}
+	for i, w := range cfg.Weights {
+		if w <= 0 {
+			return nil, fmt.Errorf("queue: consumer %q: weight of queue %q must be positive (got %d)", cfg.Name, cfg.Queues[i], w)
+		}
+	}
+	if cfg.Concurrency <= 0 {
+		return nil, fmt.Errorf("queue: consumer %q: concurrency must be positive (got %d)", cfg.Name, cfg.Concurrency)
+	}
+	if cfg.MaxPrefetch < 0 {
+		return nil, fmt.Errorf("queue: consumer %q: MaxPrefetch must not be negative", cfg.Name)
+	}
+	for _, q := range cfg.Queues {
+		if err := validQueueName(q); err != nil {
+			return nil, fmt.Errorf("queue: consumer %q: %w", cfg.Name, err)
+		}
+	}
+	c := &Consumer{
+		s:           s,
+		name:        cfg.Name,
+		queueNames:  slices.Clone(cfg.Queues),
+		weights:     slices.Clone(cfg.Weights),
+		concurrency: cfg.Concurrency,
+		maxPrefetch: cmp.Or(cfg.MaxPrefetch, DefaultMaxPrefetch),
+		lease:       cmp.Or(cfg.Lease, DefaultLease),
+		active:      map[uint64]*activeJob{},
+		rnd:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+	c.ch = make(chan *Job, c.concurrency+c.maxPrefetch)
+	c.open.Store(true)
+	s.pmu.Lock()
+	closing := s.closing
+	s.pmu.Unlock()
+	if closing {
+		return nil, ErrClosed
+	}
+	s.cmu.Lock()
+	s.consumers = append(s.consumers, c)
+	s.cmu.Unlock()
+	s.kick()
+	return c, nil
+}
+
+// Jobs returns the channel claimed jobs arrive on. It is closed by Close.
+func (c *Consumer) Jobs() <-chan *Job { return c.ch }
+
+// Name returns the consumer's name.
+func (c *Consumer) Name() string { return c.name }
+
+// SetOpen opens or closes the consumer's gate. While closed, no job is claimed
+// for it; its jobs wait in their queues.
+func (c *Consumer) SetOpen(open bool) {
+	if c.open.Swap(open) != open && open {
+		c.s.kick()
+	}
+}
+
+// Open reports whether the gate is open.
+func (c *Consumer) Open() bool { return c.open.Load() }
+
+// Drain stops claiming for good; jobs already claimed still arrive.
+func (c *Consumer) Drain() { c.draining.Store(true) }
+
+func (c *Consumer) accepting() bool { return c.open.Load() && !c.draining.Load() }
+
+// target is how many claimed-and-unfinished jobs the consumer may hold.
+func (c *Consumer) target() int { return c.concurrency + c.prefetch }
+
+// free sizes the prefetch from how many jobs finished since the last look (twice
+// what the workers got through, decaying slowly) and returns the room left.
+func (c *Consumer) free() int {
+	f := int(c.finishedSince.Swap(0))
+	p := 2 * f
+	if p < c.prefetch {
+		p = (c.prefetch + p) / 2
+	}
+	c.prefetch = min(p, c.maxPrefetch)
+	return c.target() - int(c.inflight.Load())
+}
+
+type shareQueue struct {
+	q     *queueState
+	share int
+}
+
+// order returns the consumer's queues that have ready jobs and are not paused, in
+// the order to claim from, each with its share of the room.
+func (c *Consumer) order(t *txn) []shareQueue {
+	var out []shareQueue
+	var total int
+	for i, name := range c.queueNames {
+		q, _ := t.queueByName(name, false)
+		if q == nil || t.isPaused(q) || t.readyCount(q) <= 0 {
+			continue
+		}
+		w := 1
+		if c.weights != nil {
+			w = c.weights[i]
+		}
+		out = append(out, shareQueue{q: q, share: w})
+		total += w
+	}
+	if c.weights == nil {
+		for i := range out {
+			out[i].share = math.MaxInt
+		}
+		return out
+	}
+	// Weighted random order (Efraimidis–Spirakis keys), shares in proportion.
+	keys := make(map[uint16]float64, len(out))
+	for _, sq := range out {
+		keys[sq.q.id] = math.Pow(c.rnd.Float64(), 1/float64(sq.share))
+	}
+	room := c.target()
+	for i := range out {
+		out[i].share = max(1, (room*out[i].share+total-1)/total)
+	}
+	slices.SortFunc(out, func(a, b shareQueue) int { return cmp.Compare(keys[b.q.id], keys[a.q.id]) })
+	return out
+}
+
+// deliver hands jobs claimed in a committed transaction to the workers. The
+// channel always has room: it holds at most target jobs.
+func (c *Consumer) deliver(jobs []*Job) {
+	c.inflight.Add(int64(len(jobs)))
+	for _, j := range jobs {
+		select {
+		case c.ch <- j:
+		default:
+			// Cannot happen (inflight never exceeds the channel's capacity); if it
+			// did, the job stays running in the file and is rescued on restart.
+			c.s.log.Error("consumer channel full; job left for rescue", "consumer", c.name, "job", j.ID)
+		}
+	}
+}
+
+// Begin records that a worker starts the job. The start is written to the file
+// with the next commit, so a crash while the handler runs counts against the job
+// (an orphan strike). For a job that was orphaned before its start could be
+// recorded, Begin waits until the start is on disk, so that a job that kills the
+// process as it starts is caught after at most MaxOrphans crashes.
+func (c *Consumer) Begin(ctx context.Context, j *Job) error {
+	j.StartedAt = c.s.now()
+	a := &activeJob{begun: j.StartedAt}
+	if j.suspect {
+		a.waiter = make(chan struct{})
+	}
+	c.mu.Lock()
+	c.active[j.ID] = a
+	c.unmarked++
+	first := c.unmarked == 1
+	c.mu.Unlock()
+	if a.waiter == nil {
+		if first {
+			c.s.kick()
+		}
+		return nil
+	}
+	c.s.kick()
+	select {
+	case <-a.waiter:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type markRef struct {
+	c  *Consumer
+	id uint64
+}
+
+// collectMarks returns the started-but-unrecorded jobs of all consumers and
+// whether recording them cannot wait (someone waits, or one began DefaultMarkDelay ago).
+func collectMarks(consumers []*Consumer, now time.Time) (marks []markRef, needed bool) {
+	for _, c := range consumers {
+		c.mu.Lock()
+		if c.unmarked > 0 {
+			for id, a := range c.active {
+				if a.marked {
+					continue
+				}
+				marks = append(marks, markRef{c: c, id: id})
+				if a.waiter != nil || now.Sub(a.begun) >= DefaultMarkDelay {
+					needed = true
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+	return marks, needed
+}
+
+func (c *Consumer) marked(id uint64) {
+	c.mu.Lock()
+	if a, ok := c.active[id]; ok && !a.marked {
+		a.marked = true
+		c.unmarked--
+		if a.waiter != nil {
+			close(a.waiter)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// nextMark returns when the oldest unrecorded start must be recorded.
+func (c *Consumer) nextMark() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unmarked == 0 {
+		return time.Time{}, false
+	}
+	var first time.Time
+	for _, a := range c.active {
+		if !a.marked && (first.IsZero() || a.begun.Before(first)) {
+			first = a.begun
+		}
+	}
+	return first.Add(DefaultMarkDelay), true
+}
+
+func (c *Consumer) end(j *Job, f finish) error {
+	c.mu.Lock()
+	if a, ok := c.active[j.ID]; ok {
+		if !a.marked {
+			c.unmarked--
+		}
+		delete(c.active, j.ID)
+	}
+	c.mu.Unlock()
+	c.inflight.Add(-1)
+	c.finishedSince.Add(1)
+	f.job = j
+	return c.s.submit(func(p *pending) { p.fin = append(p.fin, f) })
+}
+
+// Ack records that the job succeeded: it moves to done.
+func (c *Consumer) Ack(j *Job) error { return c.end(j, finish{kind: finAck}) }
+
+// Fail records a failed attempt: the job moves to retry, due at retryAt, or to
+// dead when it has used its last attempt.
+func (c *Consumer) Fail(j *Job, e AttemptError, retryAt time.Time) error {
+	e.Attempt = j.Attempt
+	return c.end(j, finish{kind: finFail, err: e, at: retryAt})
+}
+
+// Kill records a failed attempt after which the job must not be retried: it
+// moves to dead.
+func (c *Consumer) Kill(j *Job, e AttemptError) error {
+	e.Attempt = j.Attempt
+	return c.end(j, finish{kind: finKill, err: e})
+}
+
+// Snooze puts the job back, due at `at`, without spending the attempt.
+func (c *Consumer) Snooze(j *Job, at time.Time) error {
+	return c.end(j, finish{kind: finSnooze, at: at})
+}
+
+// Release puts the job back in its queue without spending the attempt (the
+// worker was stopped before it could finish).
+func (c *Consumer) Release(j *Job) error {
+	return c.end(j, finish{kind: finRelease})
+}
+
+// Close stops claiming, puts the jobs no worker has taken back in their queues
+// (without spending an attempt), waits until that is committed and closes
+// Jobs(). Workers must not take jobs from Jobs() concurrently with Close.
+func (c *Consumer) Close(ctx context.Context) error {
+	c.Drain()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	var released []*Job
+	err := c.s.adminAfter(ctx, func(t *txn) error {
+		released = released[:0]
+		for {
+			select {
+			case j := <-c.ch:
+				released = append(released, j)
+				continue
+			default:
+			}
+			break
+		}
+		for _, j := range released {
+			if err := t.finish(&finish{kind: finRelease, job: j}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func() {
+		c.inflight.Add(-int64(len(released)))
+		close(c.ch)
+		c.s.removeConsumer(c)
+	})
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *Store) removeConsumer(c *Consumer) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.consumers = slices.DeleteFunc(s.consumers, func(x *Consumer) bool { return x == c })
+}

@@ -1,0 +1,37 @@
+// Package queue is Conveyor's durable job store, on a bbolt file.
+//
+// It owns job records, their states and the moves between them (enqueue,
+// claim, ack, fail, kill, snooze, release, retry now, discard, clear), the
+// promotion of scheduled and retrying jobs when they fall due, unique keys,
+// leases, per-queue counters and per-minute statistics, retention, and change
+// notifications. It knows nothing of HTTP, SQLite or lanes.
+//
+// # Promises
+//
+//   - Enqueue and EnqueueMany return only after the jobs are fsynced; a batch is
+//     all or nothing. Concurrent enqueues share one transaction and one fsync.
+//   - Every job is in exactly one state index; a record and its index entries
+//     change in one transaction. Check verifies it.
+//   - Delivery is at least once. An acked job never runs again. A job that was
+//     running when the process died runs again after restart: the process holds
+//     the file lock, so at Open every running job is an orphan. If its start was
+//     on disk it gets an orphan strike and the error "orphaned by a crash"; at
+//     MaxOrphans strikes it goes to dead ("crashed the worker 3 times"), so a
+//     poison pill cannot crash-loop the appliance. A job that was claimed but
+//     not yet started goes back untouched.
+//   - A unique key is held while its job is unfinished (and, with UniqueFor, at
+//     least that long after enqueue); it is released in the transaction that
+//     finishes, kills or deletes the job, so no key is stuck after a crash.
+//   - Queue sizes, latencies and state counts are read from memory kept in step
+//     with the file by the writer: never by scanning.
+//
+// # Shape
+//
+// One writer goroutine (writer.go) performs every write. Each of its
+// transactions takes the waiting enqueues, the finished attempts, the due
+// promotions and the claims the consumers have room for, so one fsync serves
+// them all. The record is a compact versioned binary envelope (record.go)
+// written on enqueue and rewritten only when it must remember something new; the
+// state, lease and running attempt live in the index entries (keys.go).
+// docs/state-machine.md draws the states and moves.
+package queue

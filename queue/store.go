@@ -1,0 +1,418 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxArgsBytes       = 1 << 20
+	DefaultMaxAttempts        = 25
+	DefaultDoneRetention      = 24 * time.Hour
+	DefaultDoneLimit          = 100_000
+	DefaultDeadRetention      = 180 * 24 * time.Hour
+	DefaultDeadLimit          = 10_000
+	DefaultStatsRetention     = 48 * time.Hour
+	DefaultMaxOrphans         = 3
+	DefaultClaimBatch         = 1024
+	DefaultLockTimeout        = time.Second
+	DefaultJanitorInterval    = time.Minute
+	DefaultLease              = 30 * time.Minute
+	DefaultMarkDelay          = 2 * time.Millisecond
+	defaultFinishBatch        = 16384
+	defaultPromoteBatch       = 4096
+	defaultTrimBatch          = 10_000
+	defaultInitialMmapSize    = 256 << 20
+	maxQueueNameLen           = 64
+	maxClassNameLen           = 200
+	maxUniqueKeyLen           = 512
+	maxContextEntries         = 32
+	maxContextValueLen        = 1024
+	maxBacktraceLen           = 16 << 10
+	maxErrorMessageLen        = 8 << 10
+	maxEnqueueBatch           = 100_000
+	defaultSubscriberOpsLimit = 64
+)
+
+// Options configure a Store. The zero value is usable: every field has a default.
+type Options struct {
+	// MaxArgsBytes limits the size of a job's JSON args (default 1 MiB).
+	MaxArgsBytes int
+	// DefaultMaxAttempts is used when an enqueue does not say (default 25).
+	DefaultMaxAttempts int
+	// Done jobs are kept for DoneRetention or the newest DoneLimit, whichever is
+	// fewer (defaults 24 h and 100,000); dead jobs likewise (180 days, 10,000).
+	DoneRetention time.Duration
+	DoneLimit     int
+	DeadRetention time.Duration
+	DeadLimit     int
+	// StatsRetention is how long per-minute processed/failed counters are kept
+	// (default 48 h).
+	StatsRetention time.Duration
+	// MaxOrphans is how many times a crash may interrupt a job before it goes to
+	// dead (default 3).
+	MaxOrphans int
+	// ClaimBatch caps the jobs claimed for one consumer in one transaction.
+	ClaimBatch int
+	// LockTimeout is how long Open waits for the file lock (default 1 s).
+	LockTimeout time.Duration
+	// JanitorInterval is how often retention is enforced (default 1 min).
+	JanitorInterval time.Duration
+	// NoSync turns off fsync. Unsafe: for tests and bulk loads only.
+	NoSync bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives the store's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	o.MaxArgsBytes = cmp.Or(o.MaxArgsBytes, DefaultMaxArgsBytes)
+	o.DefaultMaxAttempts = cmp.Or(o.DefaultMaxAttempts, DefaultMaxAttempts)
+	o.DoneRetention = cmp.Or(o.DoneRetention, DefaultDoneRetention)
+	o.DoneLimit = cmp.Or(o.DoneLimit, DefaultDoneLimit)
+	o.DeadRetention = cmp.Or(o.DeadRetention, DefaultDeadRetention)
+	o.DeadLimit = cmp.Or(o.DeadLimit, DefaultDeadLimit)
+	o.StatsRetention = cmp.Or(o.StatsRetention, DefaultStatsRetention)
+	o.MaxOrphans = cmp.Or(o.MaxOrphans, DefaultMaxOrphans)
+	o.ClaimBatch = cmp.Or(o.ClaimBatch, DefaultClaimBatch)
+	o.LockTimeout = cmp.Or(o.LockTimeout, DefaultLockTimeout)
+	o.JanitorInterval = cmp.Or(o.JanitorInterval, DefaultJanitorInterval)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxArgsBytes", int64(o.MaxArgsBytes)},
+		{"DefaultMaxAttempts", int64(o.DefaultMaxAttempts)},
+		{"DoneRetention", int64(o.DoneRetention)},
+		{"DoneLimit", int64(o.DoneLimit)},
+		{"DeadRetention", int64(o.DeadRetention)},
+		{"DeadLimit", int64(o.DeadLimit)},
+		{"StatsRetention", int64(o.StatsRetention)},
+		{"MaxOrphans", int64(o.MaxOrphans)},
+		{"ClaimBatch", int64(o.ClaimBatch)},
+		{"LockTimeout", int64(o.LockTimeout)},
+		{"JanitorInterval", int64(o.JanitorInterval)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("queue: Options.%s must not be negative (got %d)", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// Errors returned by the store.
+var (
+	// ErrNotFound is returned when no job has the given id.
+	ErrNotFound = errors.New("queue: job not found")
+	// ErrClosed is returned by calls made after Close began.
+	ErrClosed = errors.New("queue: store closed")
+	// ErrRunning is returned when an operation needs a job that is not running
+	// (discard, retry now) and the job is running.
+	ErrRunning = errors.New("queue: job is running")
+	// ErrWrongState is returned by RetryNow for a job that is ready, running or done.
+	ErrWrongState = errors.New("queue: job is not in a state that allows this")
+	// ErrLocked is returned by Open when another process holds the file.
+	ErrLocked = errors.New("queue: the queue file is in use by another process")
+)
+
+// ValidationError is returned by Enqueue when a job is malformed. Field names the
+// offending field as the HTTP API spells it.
+type ValidationError struct {
+	Index  int // position in the batch
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("queue: invalid job: %s: %s", e.Field, e.Reason)
+}
+
+// queueState is the in-memory mirror of one queue's counters, kept in step with
+// the database by the writer after every commit.
+type queueState struct {
+	name      string
+	id        uint16
+	paused    bool
+	counts    [numStates]int64
+	headSince int64 // when the next ready job became ready (0: none ready)
+}
+
+// Store is the durable job store. It is safe for concurrent use. One writer
+// goroutine performs every write; see writer.go.
+type Store struct {
+	db   *bolt.DB
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+	path string
+
+	// mu guards the in-memory mirror below (written by the writer only).
+	mu      sync.RWMutex
+	queues  map[string]*queueState
+	qByID   map[uint16]*queueState
+	nextDue time.Time
+
+	// pmu guards what producers hand to the writer.
+	pmu     sync.Mutex
+	pend    pending
+	closing bool
+	wake    chan struct{}
+
+	// consumers are read and written by the writer; cmu guards registration.
+	cmu       sync.Mutex
+	consumers []*Consumer
+
+	subs subscribers
+
+	stop      chan struct{}
+	writerEnd chan struct{}
+	janEnd    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the store at path, rescues jobs left running by
+// a previous process, and starts the writer. The caller must Close it.
+func Open(path string, opts Options) (*Store, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  true,
+		InitialMmapSize: defaultInitialMmapSize,
+		NoSync:          opts.NoSync,
+	})
+	if err != nil {
+		if isTimeout(err) {
+			return nil, fmt.Errorf("%w: %s (is another conveyor running on this data directory?)", ErrLocked, path)
+		}
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:        db,
+		opts:      opts,
+		log:       opts.Logger,
+		now:       opts.Now,
+		path:      path,
+		queues:    map[string]*queueState{},
+		qByID:     map[uint16]*queueState{},
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		writerEnd: make(chan struct{}),
+		janEnd:    make(chan struct{}),
+	}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.writer()
+	go s.janitor()
+	return s, nil
+}
+
+// init creates the buckets, checks the format, loads the counters and rescues
+// orphans: the process holds the file lock, so every running job is an orphan.
+func (s *Store) init() error {
+	var rescued, struck, killed int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketJobs, bucketQueues, bucketReady, bucketRunning,
+			bucketScheduled, bucketRetry, bucketDone, bucketDead, bucketUnique, bucketUniqueExp,
+			bucketCounts, bucketStats} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if f := meta.Get(keyFormat); f == nil {
+			if err := meta.Put(keyFormat, []byte{storeFormat}); err != nil {
+				return err
+			}
+		} else if len(f) != 1 || f[0] != storeFormat {
+			return fmt.Errorf("queue: %s has store format %v; this conveyor reads format %d", s.path, f, storeFormat)
+		}
+		if err := s.loadQueues(tx); err != nil {
+			return err
+		}
+		t := s.newTxn(tx, s.now())
+		var err error
+		rescued, struck, killed, err = t.rescueOrphans(s.opts.MaxOrphans)
+		if err != nil {
+			return err
+		}
+		if err := t.flushCounts(); err != nil {
+			return err
+		}
+		s.applyTxn(t)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", s.path, err)
+	}
+	if rescued > 0 {
+		s.log.Warn("rescued jobs left running by a previous process", "jobs", rescued, "interrupted", struck, "dead", killed)
+	}
+	return nil
+}
+
+func (s *Store) loadQueues(tx *bolt.Tx) error {
+	counts := tx.Bucket(bucketCounts)
+	ready := tx.Bucket(bucketReady)
+	return tx.Bucket(bucketQueues).ForEach(func(k, v []byte) error {
+		if len(v) < 3 {
+			return fmt.Errorf("corrupt queue entry %q", k)
+		}
+		q := &queueState{name: string(k), id: getQid(v), paused: v[2]&1 != 0}
+		for _, st := range States {
+			if c := counts.Get(countKey(q.id, st)); c != nil {
+				q.counts[st] = int64(getU64(c))
+			}
+		}
+		if b := ready.Bucket(qidKey(q.id)); b != nil {
+			if k, v := b.Cursor().First(); k != nil {
+				q.headSince = parseReady(v).since
+			}
+		}
+		s.queues[q.name] = q
+		s.qByID[q.id] = q
+		return nil
+	})
+}
+
+// Close stops the writer after it has committed everything handed to it, and
+// closes the file. Consumers should be closed first; jobs they still hold stay
+// running in the file and are rescued on the next Open.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.pmu.Lock()
+		s.closing = true
+		s.pmu.Unlock()
+		close(s.stop)
+		<-s.writerEnd
+		<-s.janEnd
+		s.subs.closeAll()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
+
+// Path returns the file the store lives in.
+func (s *Store) Path() string { return s.path }
+
+// Backup writes a consistent snapshot of the whole store to w while the store
+// keeps running (bbolt's copy under a read transaction) and returns its size.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// QueueInfo describes one queue.
+type QueueInfo struct {
+	Name    string
+	Paused  bool
+	Size    int64         // ready jobs
+	Latency time.Duration // how long the next job to run has been waiting
+	Counts  map[State]int64
+}
+
+// Queues returns every queue the store knows, by name. It reads counters kept in
+// memory in step with the file: it never scans.
+func (s *Store) Queues() []QueueInfo {
+	now := s.now()
+	s.mu.RLock()
+	out := make([]QueueInfo, 0, len(s.queues))
+	for _, q := range s.queues {
+		out = append(out, q.info(now))
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b QueueInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Queue returns one queue's info; ok is false when the store has never seen it.
+func (s *Store) Queue(name string) (QueueInfo, bool) {
+	now := s.now()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	q, ok := s.queues[name]
+	if !ok {
+		return QueueInfo{Name: name, Counts: map[State]int64{}}, false
+	}
+	return q.info(now), true
+}
+
+func (q *queueState) info(now time.Time) QueueInfo {
+	qi := QueueInfo{Name: q.name, Paused: q.paused, Size: q.counts[StateReady], Counts: make(map[State]int64, numStates)}
+	for _, st := range States {
+		qi.Counts[st] = q.counts[st]
+	}
+	if q.headSince != 0 && q.counts[StateReady] > 0 {
+		qi.Latency = max(0, now.Sub(fromNano(q.headSince)))
+	}
+	return qi
+}
+
+// Counts returns the number of jobs in each state across all queues.
+func (s *Store) Counts() map[State]int64 {
+	out := make(map[State]int64, numStates)
+	s.mu.RLock()
+	for _, q := range s.queues {
+		for _, st := range States {
+			out[st] += q.counts[st]
+		}
+	}
+	s.mu.RUnlock()
+	return out
+}
+
+// NextDue returns when the earliest scheduled or retrying job becomes due (zero
+// when there is none).
+func (s *Store) NextDue() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nextDue
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, berrors.ErrTimeout)
+}
+
+// Flush returns once everything handed to the writer before the call (enqueues,
+// acks, failures) is committed.
+func (s *Store) Flush(ctx context.Context) error {
+	return s.admin(ctx, nil)
+}

@@ -1,0 +1,633 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEnqueueReadyAndGet(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.enqueue(NewJob{Class: "NoopJob", Queue: "default", Args: rawJSON(`{"a":1}`),
+		Context: map[string]string{CtxAccountID: "42"}})
+	if r.Duplicate || r.State != StateReady || r.ID == 0 {
+		t.Fatalf("result %+v", r)
+	}
+	j := e.wantState(r.ID, StateReady)
+	if j.Class != "NoopJob" || j.Queue != "default" || string(j.Args) != `{"a":1}` || j.Attempt != 0 ||
+		j.MaxAttempts != DefaultMaxAttempts || !j.CreatedAt.Equal(e.clock.Now()) || j.Context[CtxAccountID] != "42" {
+		t.Fatalf("job %+v", j)
+	}
+	q, ok := e.s.Queue("default")
+	if !ok || q.Size != 1 || q.Counts[StateReady] != 1 {
+		t.Fatalf("queue %+v", q)
+	}
+	e.clock.Advance(3 * time.Second)
+	if q, _ := e.s.Queue("default"); q.Latency != 3*time.Second {
+		t.Fatalf("latency %v, want 3s", q.Latency)
+	}
+	if _, err := e.s.Get(r.ID + 100); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get missing: %v", err)
+	}
+}
+
+func TestScheduledJobIsPromotedWhenDue(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	runAt := e.clock.Now().Add(time.Minute)
+	r := e.enqueue(NewJob{RunAt: runAt})
+	if r.State != StateScheduled {
+		t.Fatalf("state %s", r.State)
+	}
+	if !e.s.NextDue().Equal(runAt) {
+		t.Fatalf("next due %v, want %v", e.s.NextDue(), runAt)
+	}
+	e.advance(59 * time.Second)
+	e.wantState(r.ID, StateScheduled)
+	e.advance(time.Second)
+	j := e.wantState(r.ID, StateReady)
+	if !j.RunAt.Equal(runAt) {
+		t.Fatalf("ready since %v, want its run_at %v", j.RunAt, runAt)
+	}
+	if !e.s.NextDue().IsZero() {
+		t.Fatalf("next due %v after promotion", e.s.NextDue())
+	}
+}
+
+func TestClaimBeginAck(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.enqueue(NewJob{})
+	c := e.consumer("default")
+	j := take(t, c)
+	if j.ID != r.ID || j.State != StateRunning || j.Attempt != 1 || !j.LeaseUntil.Equal(e.clock.Now().Add(DefaultLease)) {
+		t.Fatalf("claimed %+v", j)
+	}
+	e.flush()
+	e.wantState(r.ID, StateRunning)
+	if err := c.Begin(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second)
+	if err := c.Ack(j); err != nil {
+		t.Fatal(err)
+	}
+	e.flush()
+	got := e.wantState(r.ID, StateDone)
+	if got.Attempt != 1 || !got.FinishedAt.Equal(e.clock.Now()) || got.StartedAt.IsZero() {
+		t.Fatalf("done job %+v", got)
+	}
+	stats, err := e.s.Stats(e.clock.Now().Add(-time.Hour))
+	if err != nil || len(stats) != 1 || stats[0].Processed != 1 || stats[0].Failed != 0 {
+		t.Fatalf("stats %+v %v", stats, err)
+	}
+}
+
+func TestFailRetriesThenDies(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.enqueue(NewJob{MaxAttempts: 3})
+	c := e.consumer("default")
+	for attempt := 1; attempt <= 3; attempt++ {
+		j := take(t, c)
+		if j.Attempt != attempt {
+			t.Fatalf("attempt %d, want %d", j.Attempt, attempt)
+		}
+		if err := c.Begin(context.Background(), j); err != nil {
+			t.Fatal(err)
+		}
+		retryAt := e.clock.Now().Add(10 * time.Second)
+		if err := c.Fail(j, AttemptError{Class: "Boom", Message: fmt.Sprintf("boom %d", attempt), Backtrace: "stack"}, retryAt); err != nil {
+			t.Fatal(err)
+		}
+		e.flush()
+		if attempt < 3 {
+			got := e.wantState(r.ID, StateRetry)
+			if !got.RunAt.Equal(retryAt) || len(got.Errors) != attempt || got.Errors[attempt-1].Message != fmt.Sprintf("boom %d", attempt) ||
+				got.Errors[attempt-1].Attempt != attempt {
+				t.Fatalf("after attempt %d: %+v", attempt, got)
+			}
+			e.advance(10 * time.Second)
+		}
+	}
+	got := e.wantState(r.ID, StateDead)
+	if got.Attempt != 3 || len(got.Errors) != 3 || got.FinishedAt.IsZero() {
+		t.Fatalf("dead job %+v", got)
+	}
+	stats, _ := e.s.Stats(time.Time{})
+	var p, f int64
+	for _, m := range stats {
+		p, f = p+m.Processed, f+m.Failed
+	}
+	if p != 3 || f != 3 {
+		t.Fatalf("processed %d failed %d", p, f)
+	}
+}
+
+func TestErrorsKeepTheLastTen(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.enqueue(NewJob{MaxAttempts: 50})
+	c := e.consumer("default")
+	for i := 1; i <= 12; i++ {
+		j := take(t, c)
+		c.Fail(j, AttemptError{Message: fmt.Sprint(i)}, e.clock.Now())
+		e.advance(0)
+	}
+	c.Close(context.Background())
+	e.flush()
+	j := e.get(r.ID)
+	if len(j.Errors) != MaxErrors || j.Errors[0].Message != "3" || j.Errors[9].Message != "12" {
+		t.Fatalf("errors %+v", j.Errors)
+	}
+}
+
+func TestKillSnoozeRelease(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.consumer("default")
+
+	killed := e.enqueue(NewJob{UniqueKey: "k"})
+	j := take(t, c)
+	c.Kill(j, AttemptError{Message: "discarded by handler"})
+	e.flush()
+	if got := e.wantState(killed.ID, StateDead); got.Errors[0].Message != "discarded by handler" {
+		t.Fatalf("killed %+v", got)
+	}
+	// The key was released with the kill.
+	if r := e.enqueue(NewJob{UniqueKey: "k"}); r.Duplicate {
+		t.Fatal("unique key still held after kill")
+	}
+	j = take(t, c)
+	c.Ack(j)
+
+	snoozed := e.enqueue(NewJob{})
+	j = take(t, c)
+	c.Snooze(j, e.clock.Now().Add(time.Minute))
+	e.flush()
+	if got := e.wantState(snoozed.ID, StateScheduled); got.Attempt != 0 {
+		t.Fatalf("snooze spent an attempt: %+v", got)
+	}
+	e.advance(time.Minute)
+	j = take(t, c)
+	if j.ID != snoozed.ID || j.Attempt != 1 {
+		t.Fatalf("after snooze %+v", j)
+	}
+	c.Release(j)
+	// The consumer has room, so the released job is claimed again at once: with
+	// the same attempt number, since the release spent none.
+	j = take(t, c)
+	if j.ID != snoozed.ID || j.Attempt != 1 {
+		t.Fatalf("after release %+v", j)
+	}
+	c.Ack(j)
+	e.flush()
+}
+
+func TestUniqueKeys(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	first := e.enqueue(NewJob{UniqueKey: "sync:42"})
+	dup := e.enqueue(NewJob{UniqueKey: "sync:42"})
+	if !dup.Duplicate || dup.ID != first.ID || dup.State != StateReady {
+		t.Fatalf("duplicate %+v, first %+v", dup, first)
+	}
+	// Two in one batch: the second is a duplicate of the first.
+	rs, err := e.s.EnqueueMany(context.Background(), []NewJob{
+		{Class: "NoopJob", Queue: "default", UniqueKey: "b"},
+		{Class: "NoopJob", Queue: "default", UniqueKey: "b"},
+	})
+	if err != nil || rs[0].Duplicate || !rs[1].Duplicate || rs[1].ID != rs[0].ID {
+		t.Fatalf("batch %+v %v", rs, err)
+	}
+	c := e.consumer("default")
+	for range 2 {
+		c.Ack(take(t, c))
+	}
+	e.flush()
+	if r := e.enqueue(NewJob{UniqueKey: "sync:42"}); r.Duplicate {
+		t.Fatal("key held after the job finished")
+	}
+
+	// UniqueFor holds the key past the job's end, then lets it go.
+	held := e.enqueue(NewJob{UniqueKey: "cron:tick", UniqueFor: time.Hour})
+	for {
+		j := take(t, c)
+		c.Ack(j)
+		if j.ID == held.ID {
+			break
+		}
+	}
+	e.flush()
+	if r := e.enqueue(NewJob{UniqueKey: "cron:tick"}); !r.Duplicate || r.ID != held.ID || r.State != StateDone {
+		t.Fatalf("within the window: %+v", r)
+	}
+	e.clock.Advance(time.Hour)
+	res, err := e.s.Trim(context.Background())
+	if err != nil || res.UniqueKeys != 1 {
+		t.Fatalf("trim %+v %v", res, err)
+	}
+	if r := e.enqueue(NewJob{UniqueKey: "cron:tick"}); r.Duplicate {
+		t.Fatal("key held after its window")
+	}
+}
+
+func TestUniqueForExpiredKeyIsTakenOverWithoutTrim(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.consumer("default")
+	r := e.enqueue(NewJob{UniqueKey: "k", UniqueFor: time.Minute})
+	c.Ack(take(t, c))
+	e.flush()
+	e.clock.Advance(2 * time.Minute)
+	if r2 := e.enqueue(NewJob{UniqueKey: "k"}); r2.Duplicate || r2.ID == r.ID {
+		t.Fatalf("expired key not taken over: %+v", r2)
+	}
+}
+
+func TestBatchIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	_, err := e.s.EnqueueMany(context.Background(), []NewJob{
+		{Class: "NoopJob", Queue: "default"},
+		{Class: "NoopJob", Queue: "default", Args: rawJSON(`{"broken":`)},
+	})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Field != "args" || ve.Index != 1 {
+		t.Fatalf("err %v", err)
+	}
+	if c := e.s.Counts(); c[StateReady] != 0 {
+		t.Fatalf("half-written batch: %v", c)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.MaxArgsBytes = 16 })
+	cases := []struct {
+		name  string
+		job   NewJob
+		field string
+	}{
+		{"no class", NewJob{Queue: "q"}, "class"},
+		{"space in class", NewJob{Class: "A B", Queue: "q"}, "class"},
+		{"no queue", NewJob{Class: "A"}, "queue"},
+		{"bad queue", NewJob{Class: "A", Queue: "a/b"}, "queue"},
+		{"bad json", NewJob{Class: "A", Queue: "q", Args: rawJSON(`{`)}, "args"},
+		{"too big", NewJob{Class: "A", Queue: "q", Args: rawJSON(`"` + strings.Repeat("x", 20) + `"`)}, "args"},
+		{"negative attempts", NewJob{Class: "A", Queue: "q", MaxAttempts: -1}, "max_attempts"},
+		{"unique_for alone", NewJob{Class: "A", Queue: "q", UniqueFor: time.Second}, "unique_for"},
+		{"year 1", NewJob{Class: "A", Queue: "q", RunAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Hour)}, "run_at"},
+		{"context key", NewJob{Class: "A", Queue: "q", Context: map[string]string{"": "x"}}, "context"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.s.Enqueue(context.Background(), tc.job)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field != tc.field {
+				t.Fatalf("err %v, want a validation error on %q", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestPauseIsPersistedAndSkipsClaims(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	if err := e.s.Pause(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	if q, _ := e.s.Queue("default"); !q.Paused {
+		t.Fatal("pause lost on restart")
+	}
+	e.enqueue(NewJob{})
+	c := e.consumer("default")
+	noJob(t, e, c)
+	if err := e.s.Resume(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	c.Ack(take(t, c))
+	e.flush()
+}
+
+func TestGateHoldsJobs(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.consumer("ai")
+	c.SetOpen(false)
+	e.enqueue(NewJob{Queue: "ai"})
+	noJob(t, e, c)
+	c.SetOpen(true)
+	c.Ack(take(t, c))
+	e.flush()
+}
+
+func TestClearRetryNowDiscard(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	for range 5 {
+		e.enqueue(NewJob{Queue: "q", UniqueKey: fmt.Sprint(time.Now().UnixNano())})
+	}
+	sched := e.enqueue(NewJob{Queue: "q", RunAt: e.clock.Now().Add(time.Hour)})
+	n, err := e.s.Clear(ctx, "q")
+	if err != nil || n != 5 {
+		t.Fatalf("clear %d %v", n, err)
+	}
+	if n, _ := e.s.Clear(ctx, "nope"); n != 0 {
+		t.Fatalf("clear of unknown queue removed %d", n)
+	}
+	if err := e.s.RetryNow(ctx, sched.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.wantState(sched.ID, StateReady)
+	if err := e.s.RetryNow(ctx, sched.ID); !errors.Is(err, ErrWrongState) {
+		t.Fatalf("retry of a ready job: %v", err)
+	}
+	c := e.consumer("q")
+	j := take(t, c)
+	if err := e.s.Discard(ctx, j.ID); !errors.Is(err, ErrRunning) {
+		t.Fatalf("discard running: %v", err)
+	}
+	c.Kill(j, AttemptError{Message: "x"})
+	e.flush()
+	if err := e.s.RetryNow(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	j = take(t, c)
+	c.Kill(j, AttemptError{Message: "again"})
+	e.flush()
+	if err := e.s.Discard(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Get(j.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("discarded job still there: %v", err)
+	}
+	if err := e.s.Discard(ctx, j.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second discard: %v", err)
+	}
+}
+
+func TestRescueOrphans(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.MaxOrphans = 3 })
+	ctx := context.Background()
+	started := e.enqueue(NewJob{Queue: "a"})
+	waiting := e.enqueue(NewJob{Queue: "b"})
+
+	// A job whose start reached the disk is an orphan with a strike; a job that
+	// was claimed but never started goes back untouched.
+	crash := func() {
+		ca, _ := e.s.Consume(ConsumerConfig{Name: "a", Queues: []string{"a"}, Concurrency: 1})
+		cb, _ := e.s.Consume(ConsumerConfig{Name: "b", Queues: []string{"b"}, Concurrency: 1})
+		ja := take(t, ca)
+		take(t, cb)
+		if err := ca.Begin(ctx, ja); err != nil {
+			t.Fatal(err)
+		}
+		e.advance(time.Second) // the start is recorded once it is older than the mark delay
+		// "Crash": close the file with both still running.
+		e.reopen()
+	}
+	for strike := 1; strike <= 3; strike++ {
+		crash()
+		j := e.get(started.ID)
+		wantState := StateReady
+		wantMsg := "orphaned by a crash"
+		if strike == 3 {
+			wantState, wantMsg = StateDead, "crashed the worker 3 times"
+		}
+		if j.State != wantState || j.Orphans != strike || j.Attempt != strike || j.Errors[len(j.Errors)-1].Message != wantMsg {
+			t.Fatalf("strike %d: %+v", strike, j)
+		}
+		w := e.get(waiting.ID)
+		if w.State != StateReady || w.Orphans != 0 || w.Attempt != 0 || len(w.Errors) != 0 {
+			t.Fatalf("unstarted job after crash %d: %+v", strike, w)
+		}
+	}
+}
+
+func TestSuspectJobStartIsRecordedBeforeItRuns(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	r := e.enqueue(NewJob{})
+	c, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 1})
+	take(t, c)
+	e.reopen() // claimed, never started: comes back suspect
+	c = e.consumer("default")
+	j := take(t, c)
+	if !j.suspect {
+		t.Fatal("rescued unstarted job is not suspect")
+	}
+	// Begin of a suspect job returns only once the start is on disk, with no
+	// clock movement needed.
+	if err := c.Begin(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	got := e.get(r.ID)
+	if got.Orphans != 1 || got.State != StateReady {
+		t.Fatalf("suspect job crashed after its start: %+v", got)
+	}
+}
+
+func TestCloseReleasesUnstartedJobs(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for range 3 {
+		e.enqueue(NewJob{})
+	}
+	c, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 3})
+	e.flush()
+	j := take(t, c)
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range c.Jobs() {
+		t.Fatal("jobs left in a closed consumer")
+	}
+	counts := e.s.Counts()
+	if counts[StateRunning] != 1 || counts[StateReady] != 2 {
+		t.Fatalf("counts after close %v (job %d still held)", counts, j.ID)
+	}
+	// The held job's outcome is still accepted after Close.
+	c.Ack(j)
+	e.flush()
+}
+
+func TestStrictAndWeightedOrder(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for range 20 {
+		e.enqueue(NewJob{Queue: "low"})
+	}
+	for range 20 {
+		e.enqueue(NewJob{Queue: "high"})
+	}
+	strict, _ := e.s.Consume(ConsumerConfig{Name: "strict", Queues: []string{"high", "low"}, Concurrency: 1})
+	for i := range 20 {
+		j := take(t, strict)
+		if j.Queue != "high" {
+			t.Fatalf("strict order: job %d came from %s", i, j.Queue)
+		}
+		strict.Ack(j)
+	}
+	strict.Close(context.Background())
+	e.flush()
+	for range 20 {
+		e.enqueue(NewJob{Queue: "high"})
+	}
+	// Weighted: both queues are served even though "high" never runs dry.
+	weighted, _ := e.s.Consume(ConsumerConfig{Name: "weighted", Queues: []string{"high", "low"}, Weights: []int{1, 1}, Concurrency: 4})
+	defer weighted.Close(context.Background())
+	seen := map[string]int{}
+	for range 16 {
+		j := take(t, weighted)
+		seen[j.Queue]++
+		weighted.Ack(j)
+	}
+	if seen["low"] == 0 || seen["high"] == 0 {
+		t.Fatalf("weighted order starved a queue: %v", seen)
+	}
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var ids []uint64
+	for i := range 7 {
+		class := "A"
+		if i%2 == 1 {
+			class = "B"
+		}
+		ids = append(ids, e.enqueue(NewJob{Class: class, Queue: []string{"x", "y"}[i%2]}).ID)
+	}
+	// All ready jobs, merged across queues in id order, 3 per page.
+	var got []uint64
+	after := ""
+	for {
+		p, err := e.s.List(ListFilter{State: StateReady, Limit: 3, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range p.Jobs {
+			got = append(got, j.ID)
+		}
+		if p.Next == "" {
+			break
+		}
+		after = p.Next
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Fatalf("ready pages %v, want %v", got, ids)
+	}
+	p, _ := e.s.List(ListFilter{State: StateReady, Queue: "y"})
+	if len(p.Jobs) != 3 || p.Jobs[0].Class != "B" {
+		t.Fatalf("queue filter: %+v", p.Jobs)
+	}
+	p, _ = e.s.List(ListFilter{State: StateReady, Class: "A"})
+	if len(p.Jobs) != 4 {
+		t.Fatalf("class filter: %d jobs", len(p.Jobs))
+	}
+	// Done: newest first.
+	c := e.consumer("x", "y")
+	for range 7 {
+		c.Ack(take(t, c))
+	}
+	e.flush()
+	p, _ = e.s.List(ListFilter{State: StateDone, Limit: 2})
+	if len(p.Jobs) != 2 || p.Jobs[0].ID != ids[6] || p.Jobs[1].ID != ids[5] || p.Next == "" {
+		t.Fatalf("done page %+v", p)
+	}
+	p, _ = e.s.List(ListFilter{State: StateDone, Limit: 10, After: p.Next})
+	if len(p.Jobs) != 5 || p.Jobs[0].ID != ids[4] || p.Next != "" {
+		t.Fatalf("done page 2 %+v", p)
+	}
+	if _, err := e.s.List(ListFilter{State: StateDone, After: "zz"}); !errors.Is(err, ErrBadCursor) {
+		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+func TestTrimRetention(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.DoneLimit = 3; o.DoneRetention = time.Hour })
+	c := e.consumer("default")
+	var ids []uint64
+	for range 5 {
+		ids = append(ids, e.enqueue(NewJob{}).ID)
+		c.Ack(take(t, c))
+	}
+	e.flush()
+	res, err := e.s.Trim(context.Background())
+	if err != nil || res.Done != 2 {
+		t.Fatalf("trim by count: %+v %v", res, err)
+	}
+	if _, err := e.s.Get(ids[1]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("oldest done job kept: %v", err)
+	}
+	e.wantState(ids[2], StateDone)
+	e.clock.Advance(2 * time.Hour)
+	if res, _ := e.s.Trim(context.Background()); res.Done != 3 {
+		t.Fatalf("trim by age: %+v", res)
+	}
+	if n := e.s.Counts()[StateDone]; n != 0 {
+		t.Fatalf("done left %d", n)
+	}
+}
+
+func TestSubscribeSeesCommits(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	sub := e.s.Subscribe()
+	defer sub.Close()
+	e.enqueue(NewJob{Queue: "q1"})
+	ctx := testContext(t)
+	select {
+	case ch := <-sub.C:
+		if ch.Enqueued != 1 || len(ch.Queues) != 1 || ch.Queues[0] != "q1" {
+			t.Fatalf("change %+v", ch)
+		}
+	case <-ctx.Done():
+		t.Fatal("no change")
+	}
+	e.s.Pause(context.Background(), "q1")
+	select {
+	case ch := <-sub.C:
+		if len(ch.Ops) != 1 || ch.Ops[0] != "pause q1" {
+			t.Fatalf("change %+v", ch)
+		}
+	case <-ctx.Done():
+		t.Fatal("no change")
+	}
+}
+
+func TestOpenIsExclusive(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	_, err := Open(e.path, Options{LockTimeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestCountsSurviveReopen(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	for range 3 {
+		e.enqueue(NewJob{Queue: "a"})
+	}
+	e.enqueue(NewJob{Queue: "b", RunAt: e.clock.Now().Add(time.Hour)})
+	e.reopen()
+	qa, _ := e.s.Queue("a")
+	qb, _ := e.s.Queue("b")
+	if qa.Size != 3 || qb.Counts[StateScheduled] != 1 || !e.s.NextDue().Equal(e.clock.Now().Add(time.Hour)) {
+		t.Fatalf("after reopen a=%+v b=%+v next=%v", qa, qb, e.s.NextDue())
+	}
+}

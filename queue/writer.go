@@ -1,0 +1,296 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The writer is the only goroutine that writes to the file. Producers hand it
+// work (enqueues, finished attempts, operator actions) and wake it; each cycle
+// takes everything waiting and commits it in one transaction together with the
+// promotion of due jobs and the claims the lanes have room for: one fsync for
+// all of it (group commit). Replies, deliveries and change notifications happen
+// only after the commit returns.
+
+type pending struct {
+	enq   []*enqueueReq
+	fin   []finish
+	admin []*adminReq
+}
+
+type enqueueReq struct {
+	jobs    []NewJob
+	results []Result
+	err     error
+	done    chan struct{}
+}
+
+type adminReq struct {
+	fn    func(t *txn) error // nil: only wait for what came before (Flush)
+	after func()             // run by the writer after a successful commit
+	err   error
+	done  chan struct{}
+}
+
+type finishKind uint8
+
+const (
+	finAck finishKind = iota + 1
+	finFail
+	finKill
+	finSnooze
+	finRelease
+)
+
+type finish struct {
+	kind finishKind
+	job  *Job
+	err  AttemptError
+	at   time.Time
+}
+
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) submit(add func(p *pending)) error {
+	s.pmu.Lock()
+	if s.closing {
+		s.pmu.Unlock()
+		return ErrClosed
+	}
+	add(&s.pend)
+	s.pmu.Unlock()
+	s.kick()
+	return nil
+}
+
+// admin runs fn in a transaction of its own on the writer, after everything
+// handed to the writer before it, and returns its error.
+func (s *Store) admin(ctx context.Context, fn func(t *txn) error) error {
+	return s.adminAfter(ctx, fn, nil)
+}
+
+func (s *Store) adminAfter(ctx context.Context, fn func(t *txn) error, after func()) error {
+	req := &adminReq{fn: fn, after: after, done: make(chan struct{})}
+	if err := s.submit(func(p *pending) { p.admin = append(p.admin, req) }); err != nil {
+		return err
+	}
+	select {
+	case <-req.done:
+		return req.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) writer() {
+	defer close(s.writerEnd)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		stopping := false
+		select {
+		case <-s.wake:
+		case <-timer.C:
+		case <-s.stop:
+			stopping = true
+		}
+		wait := s.cycle()
+		if stopping {
+			return
+		}
+		timer.Stop()
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+	}
+}
+
+// cycle commits everything there is to do now and returns how long until there is
+// timed work (a due job, a start to record), or -1 when there is none.
+func (s *Store) cycle() time.Duration {
+	for {
+		s.pmu.Lock()
+		p := s.pend
+		s.pend = pending{}
+		s.pmu.Unlock()
+
+		did, err := s.commitMain(p.enq, p.fin)
+		for _, a := range p.admin {
+			s.runAdmin(a)
+		}
+		if err != nil {
+			// Enqueuers got the error. Finished attempts stay pending and are tried
+			// again shortly; if the process dies first they are rescued on Open.
+			s.log.Error("queue commit failed", "err", err)
+			s.pmu.Lock()
+			s.pend.fin = append(p.fin, s.pend.fin...)
+			s.pmu.Unlock()
+			return 100 * time.Millisecond
+		}
+		if !did && len(p.admin) == 0 {
+			return s.nextWait()
+		}
+	}
+}
+
+func (s *Store) snapshotConsumers() []*Consumer {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return append([]*Consumer(nil), s.consumers...)
+}
+
+// commitMain commits one cycle's enqueues and finished attempts together with due
+// promotions, start marks and claims. It reports whether it committed anything.
+func (s *Store) commitMain(enq []*enqueueReq, fin []finish) (bool, error) {
+	now := s.now()
+	consumers := s.snapshotConsumers()
+	marks, markNeeded := collectMarks(consumers, now)
+	due := !s.nextDue.IsZero() && !s.nextDue.After(now)
+	if len(enq) == 0 && len(fin) == 0 && !due && !markNeeded && !s.claimable(consumers) {
+		return false, nil
+	}
+	var t *txn
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		t = s.newTxn(tx, now)
+		for i := range fin {
+			if err := t.finish(&fin[i]); err != nil {
+				return err
+			}
+		}
+		for _, m := range marks {
+			if err := t.markStarted(m.id); err != nil {
+				return err
+			}
+		}
+		for _, r := range enq {
+			if err := t.enqueue(r); err != nil {
+				return err
+			}
+		}
+		if err := t.promote(defaultPromoteBatch); err != nil {
+			return err
+		}
+		for _, c := range consumers {
+			if err := t.claimFor(c); err != nil {
+				return err
+			}
+		}
+		if err := t.computeNextDue(); err != nil {
+			return err
+		}
+		return t.flushCounts()
+	})
+	if err != nil {
+		for _, r := range enq {
+			r.results, r.err = nil, err
+			close(r.done)
+		}
+		return true, err
+	}
+	s.applyTxn(t)
+	for _, r := range enq {
+		close(r.done)
+	}
+	for _, cb := range t.claims {
+		cb.c.deliver(cb.jobs)
+	}
+	for _, m := range marks {
+		m.c.marked(m.id)
+	}
+	s.subs.publish(&t.change)
+	return true, nil
+}
+
+// claimable reports whether some open consumer has room and one of its unpaused
+// queues has ready jobs, so that a claim would find something.
+func (s *Store) claimable(consumers []*Consumer) bool {
+	for _, c := range consumers {
+		if !c.accepting() || c.inflight.Load() >= int64(c.concurrency+c.maxPrefetch) {
+			continue
+		}
+		for _, name := range c.queueNames {
+			if q := s.queues[name]; q != nil && !q.paused && q.counts[StateReady] > 0 {
+				if c.inflight.Load() < int64(c.target()) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (s *Store) runAdmin(a *adminReq) {
+	if a.fn == nil {
+		close(a.done)
+		return
+	}
+	var t *txn
+	a.err = s.db.Update(func(tx *bolt.Tx) error {
+		t = s.newTxn(tx, s.now())
+		if err := a.fn(t); err != nil {
+			return err
+		}
+		if err := t.computeNextDue(); err != nil {
+			return err
+		}
+		return t.flushCounts()
+	})
+	if a.err == nil {
+		s.applyTxn(t)
+		if a.after != nil {
+			a.after()
+		}
+		s.subs.publish(&t.change)
+	}
+	close(a.done)
+}
+
+// applyTxn brings the in-memory mirror in step with a committed transaction.
+func (s *Store) applyTxn(t *txn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range t.newQueues {
+		s.queues[q.name] = q
+		s.qByID[q.id] = q
+	}
+	for qid, d := range t.deltas {
+		q := s.qByID[qid]
+		for st := range d {
+			q.counts[st] += d[st]
+		}
+	}
+	for qid, paused := range t.paused {
+		s.qByID[qid].paused = paused
+	}
+	for qid, since := range t.heads {
+		s.qByID[qid].headSince = since
+	}
+	if t.nextDueKnown {
+		s.nextDue = t.nextDue
+	}
+}
+
+// nextWait returns how long until the writer has timed work, or -1.
+func (s *Store) nextWait() time.Duration {
+	now := s.now()
+	wait := time.Duration(-1)
+	if !s.nextDue.IsZero() {
+		wait = max(0, s.nextDue.Sub(now))
+	}
+	for _, c := range s.snapshotConsumers() {
+		if at, ok := c.nextMark(); ok {
+			d := max(0, at.Sub(now))
+			if wait < 0 || d < wait {
+				wait = d
+			}
+		}
+	}
+	return wait
+}
