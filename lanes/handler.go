@@ -1,0 +1,110 @@
+package lanes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"conveyor/queue"
+)
+
+// Handler runs one job. Perform must honour ctx: it is cancelled when the
+// class's timeout passes or the lane stops (Go cannot stop a goroutine from
+// outside, so a handler that ignores ctx holds its worker until it returns).
+type Handler interface {
+	Perform(ctx context.Context, job *queue.Job) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, job *queue.Job) error
+
+// Perform calls f.
+func (f HandlerFunc) Perform(ctx context.Context, job *queue.Job) error { return f(ctx, job) }
+
+// Middleware wraps a handler, as net/http middleware wraps an http.Handler.
+type Middleware func(Handler) Handler
+
+// Chain wraps h in the middleware, the first one outermost.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// Typed adapts a function that takes decoded args. The job's JSON args are
+// decoded into T with unknown fields refused; args that do not decode discard
+// the job (retrying cannot fix them).
+func Typed[T any](fn func(ctx context.Context, job *queue.Job, args T) error) Handler {
+	return HandlerFunc(func(ctx context.Context, job *queue.Job) error {
+		var args T
+		if len(job.Args) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(job.Args))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&args); err != nil {
+				return Discard(fmt.Errorf("args of %s: %w", job.Class, err))
+			}
+		}
+		return fn(ctx, job, args)
+	})
+}
+
+// discardError marks an error after which the job must not be retried.
+type discardError struct{ err error }
+
+func (e *discardError) Error() string { return e.err.Error() }
+func (e *discardError) Unwrap() error { return e.err }
+
+// Discard wraps err so that the job goes straight to dead with it, without
+// retries (River's JobCancel).
+func Discard(err error) error {
+	if err == nil {
+		err = errors.New("discarded by its handler")
+	}
+	return &discardError{err: err}
+}
+
+// snoozeError asks for the job to run again later without spending an attempt.
+type snoozeError struct{ d time.Duration }
+
+func (e *snoozeError) Error() string { return fmt.Sprintf("snoozed for %s", e.d) }
+
+// Snooze returns an error that puts the job back to run again after d, without
+// spending an attempt (River's JobSnooze).
+func Snooze(d time.Duration) error { return &snoozeError{d: max(0, d)} }
+
+// KindError is an error that says its own failure kind (`authentication`,
+// `transient` or `runtime`); the failure pipeline's classification honours it
+// before any other rule.
+type KindError struct {
+	Kind string
+	Err  error
+}
+
+func (e *KindError) Error() string       { return e.Err.Error() }
+func (e *KindError) Unwrap() error       { return e.Err }
+func (e *KindError) FailureKind() string { return e.Kind }
+
+// PanicError is the error a handler's panic becomes; Stack is where it panicked.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// recoverer turns a panic in the handler into a *PanicError.
+func recoverer(next Handler) Handler {
+	return HandlerFunc(func(ctx context.Context, job *queue.Job) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &PanicError{Value: v, Stack: string(debug.Stack())}
+			}
+		}()
+		return next.Perform(ctx, job)
+	})
+}
