@@ -130,17 +130,16 @@ func (p *Pool) Start() error {
 			p.log.Warn("lane disabled (concurrency 0): its jobs wait", "lane", l.Name)
 			continue
 		}
+		l.gateMu.Lock()
 		c, err := p.store.Consume(queue.ConsumerConfig{
 			Name: l.Name, Queues: l.Queues, Weights: l.Weights, Concurrency: l.Concurrency,
-			MaxPrefetch: p.opts.MaxPrefetch, Lease: DefaultTimeout + leaseGrace,
+			MaxPrefetch: p.opts.MaxPrefetch, Lease: DefaultTimeout + leaseGrace, Closed: !l.open,
 		})
+		l.c = c
+		l.gateMu.Unlock()
 		if err != nil {
 			return err
 		}
-		l.gateMu.Lock()
-		c.SetOpen(l.open)
-		l.c = c
-		l.gateMu.Unlock()
 		for range l.Concurrency {
 			p.wg.Add(1)
 			go p.work(l)

@@ -34,6 +34,8 @@ type ConsumerConfig struct {
 	// Lease is how long an attempt may run before the lane gives up on it; it is
 	// recorded on the job (LeaseUntil). Default 30 min.
 	Lease time.Duration
+	// Closed starts the consumer with its gate closed (see SetOpen).
+	Closed bool
 }
 
 // DefaultMaxPrefetch is ConsumerConfig.MaxPrefetch's default.
@@ -73,8 +75,7 @@ type activeJob struct {
 	waiter chan struct{}
 }
 
-// Consume registers a consumer. It starts open: call SetOpen(false) first to
-// start with the gate closed.
+// Consume registers a consumer, with its gate open unless cfg.Closed.
 func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
 	if len(cfg.Queues) == 0 {
 		return nil, fmt.Errorf("queue: consumer %q: no queues", cfg.Name)
@@ -110,7 +111,7 @@ func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
 		rnd:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	c.ch = make(chan *Job, c.concurrency+c.maxPrefetch)
-	c.open.Store(true)
+	c.open.Store(!cfg.Closed)
 	s.pmu.Lock()
 	closing := s.closing
 	s.pmu.Unlock()

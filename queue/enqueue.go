@@ -83,8 +83,9 @@ func (s *Store) normalize(nj *NewJob) *ValidationError {
 	case nj.MaxAttempts > 1000:
 		return bad("max_attempts", "at most 1000 (got %d)", nj.MaxAttempts)
 	}
-	if !nj.RunAt.IsZero() && (nj.RunAt.Year() < 1970 || nj.RunAt.Year() > 9999) {
-		return bad("run_at", "year %d is out of range", nj.RunAt.Year())
+	// Times are stored as Unix nanoseconds, which end in 2262.
+	if !nj.RunAt.IsZero() && (nj.RunAt.Year() < 1970 || nj.RunAt.Year() >= 2200) {
+		return bad("run_at", "year %d is out of range 1970..2199", nj.RunAt.Year())
 	}
 	if len(nj.UniqueKey) > maxUniqueKeyLen || !utf8.ValidString(nj.UniqueKey) {
 		return bad("unique_key", "must be valid UTF-8 of at most %d bytes", maxUniqueKeyLen)

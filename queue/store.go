@@ -325,6 +325,9 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// MaxArgsBytes returns the largest args the store accepts.
+func (s *Store) MaxArgsBytes() int { return s.opts.MaxArgsBytes }
+
 // Path returns the file the store lives in.
 func (s *Store) Path() string { return s.path }
 

@@ -282,6 +282,7 @@ func TestValidation(t *testing.T) {
 		{"negative attempts", NewJob{Class: "A", Queue: "q", MaxAttempts: -1}, "max_attempts"},
 		{"unique_for alone", NewJob{Class: "A", Queue: "q", UniqueFor: time.Second}, "unique_for"},
 		{"year 1", NewJob{Class: "A", Queue: "q", RunAt: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Hour)}, "run_at"},
+		{"year 2999", NewJob{Class: "A", Queue: "q", RunAt: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)}, "run_at"},
 		{"context key", NewJob{Class: "A", Queue: "q", Context: map[string]string{"": "x"}}, "context"},
 	}
 	for _, tc := range cases {

@@ -574,13 +574,10 @@ func (t *txn) flushCounts() error {
 	return t.stats.Put(k, v)
 }
 
-// stateOf finds the state of a job by looking in the indexes its record points to.
+// stateOf finds the state of a job as of this point of the transaction.
 func (t *txn) stateOf(id uint64) (State, error) {
-	j, err := t.loadRecord(id)
-	if err != nil {
-		return 0, err
-	}
-	return locate(t.tx, j, t.s.qidOf)
+	_, st, err := t.lookup(id)
+	return st, err
 }
 
 // rescueOrphans moves every running job back to ready (see doc.go): a job whose

@@ -1,0 +1,101 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+var benchArgs = json.RawMessage(`{"account_id":123456,"kind":"sync","t":0,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
+
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(filepath.Join(b.TempDir(), "q.bolt"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func enqueueBatches(b *testing.B, s *Store, n, batch int, queue string) {
+	b.Helper()
+	jobs := make([]NewJob, 0, batch)
+	for i := 0; i < n; i += batch {
+		jobs = jobs[:0]
+		for j := 0; j < batch && i+j < n; j++ {
+			jobs = append(jobs, NewJob{Class: "NoopJob", Queue: queue, Args: benchArgs})
+		}
+		if _, err := s.EnqueueMany(context.Background(), jobs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEnqueueBatch1000 measures durable batch enqueue (jobs/s).
+func BenchmarkEnqueueBatch1000(b *testing.B) {
+	s := benchStore(b)
+	b.ResetTimer()
+	start := time.Now()
+	enqueueBatches(b, s, b.N, 1000, "default")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
+// BenchmarkProcess measures claim → begin → ack of no-op jobs by 34 workers.
+func BenchmarkProcess(b *testing.B) {
+	for _, backlog := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("backlog=%d", backlog), func(b *testing.B) {
+			s := benchStore(b)
+			if backlog > 0 {
+				enqueueBatches(b, s, backlog, 1000, "default")
+			}
+			enqueueBatches(b, s, b.N, 1000, "default")
+			b.ResetTimer()
+			start := time.Now()
+			processN(b, s, b.N, 34)
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+		})
+	}
+}
+
+func processN(b *testing.B, s *Store, n, workers int) {
+	c, err := s.Consume(ConsumerConfig{Name: "bench", Queues: []string{"default"}, Concurrency: workers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	left := n
+	done := make(chan struct{})
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case j, ok := <-c.Jobs():
+					if !ok {
+						return
+					}
+					c.Begin(context.Background(), j)
+					c.Ack(j)
+					mu.Lock()
+					left--
+					if left == 0 {
+						close(done)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.Close(context.Background())
+	s.Flush(context.Background())
+}

@@ -1,0 +1,103 @@
+// Package ui is Conveyor's HTTP surface. This part owns the JSON API for jobs
+// and queues, liveness and readiness, and the Prometheus metrics; the admin
+// pages, server-sent events and browser login come later and will register in
+// the same route table.
+//
+// A Server (New) is an http.Handler built from one route table (Routes),
+// which tests walk. Handlers are thin: they decode a request struct, call the
+// store, and return a response struct through one wrapper (api) whose errors
+// are turned into statuses by one table (errorTable).
+//
+// # Routes
+//
+//	GET  /healthz                      200 {"status":"ok"}; no authentication, no data
+//	GET  /readyz                       200 or 503 {"ready","checks":[{"name","ok","detail"}]}
+//	GET  /metrics                      Prometheus text format
+//	POST /api/v1/jobs                  enqueue one → 201 {"id","state"}; 200 {"id","state","duplicate":true}
+//	POST /api/v1/jobs/batch            enqueue many, all or nothing → 201 {"ids",["duplicates"]}
+//	GET  /api/v1/jobs?state=&queue=&class=&cursor=&size=
+//	                                   → 200 {"jobs","next","total"}
+//	GET  /api/v1/jobs/{id}             → 200 the job, with errors and timeline
+//	POST /api/v1/jobs/{id}/retry       → 200 {"id","state":"ready"}
+//	POST /api/v1/jobs/{id}/discard     → 200 {"id","discarded":true}
+//	GET  /api/v1/queues                → 200 [{"name","lane","size","latency_ms","paused","counts"}]
+//	POST /api/v1/queues/{name}/pause   → 200 the queue
+//	POST /api/v1/queues/{name}/resume  → 200 the queue
+//	POST /api/v1/queues/{name}/clear   → 200 {"name","cleared"}
+//
+// httprouter v1.3.0 cannot hold /api/v1/jobs/batch beside /api/v1/jobs/:id/…
+// in one method's tree, so POST /api/v1/jobs/:id is registered as a switch:
+// id "batch" is the batch route, any other id is 404. The table still lists
+// the contract's paths.
+//
+// # Enqueue
+//
+// Body: {"class","queue"?,"args"?,"run_at"?,"in_seconds"?,"unique_key"?,
+// "max_attempts"?,"context"?}. The class must be registered; the queue
+// defaults to the class's and must be served by a lane of the topology, so a
+// typo never becomes a job no lane runs. run_at is RFC 3339 (1970 to before
+// 2200); in_seconds is a non-negative number of seconds from now, fractions
+// allowed; giving both is an error. max_attempts is 1..1000 and defaults to
+// the class's MaxAttempts, else the store's. context is an object of strings.
+// When unique_key is held by an unfinished job nothing is created and the
+// answer is 200 with "duplicate":true and the holder's id and state. A batch
+// ({"jobs":[…]}, at most MaxBatchJobs) is decoded and checked whole before the
+// store's all-or-nothing EnqueueMany; its answer lists one id per job, and
+// "duplicates" the indexes whose key was held. It is 201 when it created
+// anything, 200 when every job was a duplicate.
+//
+// # Jobs
+//
+// A job is {"id","class","queue","lane","state","attempt","max_attempts",
+// "args","run_at","created_at","started_at","finished_at","lease_until",
+// "unique_key","context","orphans","errors":[{"attempt","class","message",
+// "backtrace","at"}],"timeline":[{"at","event","attempt","detail"}]}. Times
+// are RFC 3339 in UTC with milliseconds, and null when they have not happened;
+// args is the job's own JSON (null when none); unique_key is null when none;
+// context is always an object, errors always an array. The timeline's events
+// are enqueued, scheduled, ready, started, failed, retry, done and dead (see
+// jobView). Lists carry the same object without timeline and backtraces.
+//
+// Lists are cursor-paginated: state is required; size is 1..1000 (default 50);
+// next is the cursor of the following page, null on the last; page is accepted
+// only as 1. total counts the state (in the queue, when filtered) from the
+// store's in-memory counters, and is null with a class filter.
+//
+// # Errors
+//
+// Every error is JSON {"error","field"}; field names the offending part of the
+// request as the client spelled it ("class", "jobs[3].class", "state",
+// "cursor", "id", "Authorization", "Host") and is "" when no one field is at fault.
+// Nothing is half-written: every refused request leaves the store as it was.
+//
+//	400  malformed JSON, wrong JSON type, unknown field, trailing data, a
+//	     non-numeric job id, a bad cursor
+//	401  no or wrong credentials (with WWW-Authenticate: Bearer)
+//	403  a Host header not in Config.AllowedHosts
+//	404  unknown job, unknown queue (neither in the topology nor the store),
+//	     unknown path
+//	405  a method the path does not take (with Allow)
+//	409  retry or discard of a running job; retry of a ready or done job
+//	413  a body over Config.MaxBodyBytes (one job) or MaxBatchBytes (batch)
+//	422  validation: missing or unknown class, a queue no lane serves, a bad
+//	     or out-of-range time, run_at with in_seconds, max_attempts out of
+//	     range, the store's own checks (args size, unique_key, context), a
+//	     missing or unknown state, a bad size, page other than 1, an empty or
+//	     too large batch
+//	500  anything else: a generic message; the detail is logged only
+//	503  the store is closed (shutting down)
+//
+// # Security
+//
+// The server is meant to listen on 127.0.0.1 (the command's default). Every
+// request's Host header is checked first against Config.AllowedHosts
+// (DNS-rebinding protection; `serve` derives the list with HostsFor from the
+// listener's actual address and appends names given by the operator); then
+// every route but /healthz requires Authorization: Bearer <token>, compared in
+// constant time. Every response carries X-Content-Type-Options: nosniff,
+// Cache-Control: no-store, X-Frame-Options: DENY, Referrer-Policy: no-referrer
+// and a Content-Security-Policy of default-src 'none'. JSON is encoded with
+// <, > and & escaped, so job data never arrives as markup. Browser sessions
+// and their CSRF tokens are not built yet; see authenticator for where they
+// plug in.
+package ui

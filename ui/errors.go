@@ -1,0 +1,266 @@
+package ui
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+
+	"conveyor/queue"
+)
+
+// Kinds of client error. Handlers return a *fieldError of one of these kinds
+// (or an error of the store); errorTable maps them to statuses.
+var (
+	errMalformed       = errors.New("malformed request")       // 400
+	errUnauthenticated = errors.New("unauthenticated")         // 401
+	errHost            = errors.New("host not allowed")        // 403
+	errNoRoute         = errors.New("not found")               // 404
+	errMethod          = errors.New("method not allowed")      // 405
+	errInvalid         = errors.New("invalid request")         // 422
+	errUnavailable     = errors.New("temporarily unavailable") // 503
+)
+
+// fieldError is a client error about one field of the request. Field is
+// spelled as in the request: "class", "jobs[3].class", "state", "id".
+type fieldError struct {
+	kind  error
+	Field string
+	Msg   string
+}
+
+func (e *fieldError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
+
+func (e *fieldError) Unwrap() error { return e.kind }
+
+func malformed(field, format string, a ...any) error {
+	return &fieldError{kind: errMalformed, Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+func invalid(field, format string, a ...any) error {
+	return &fieldError{kind: errInvalid, Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+// prefixed returns err with its field put under prefix ("jobs[3]"), for
+// errors about one element of a batch.
+func prefixed(err error, prefix string) error {
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		out := *fe
+		out.Field = joinField(prefix, fe.Field)
+		return &out
+	}
+	var ve *queue.ValidationError
+	if errors.As(err, &ve) {
+		return &fieldError{kind: errInvalid, Field: joinField(prefix, ve.Field), Msg: ve.Reason}
+	}
+	return err
+}
+
+func joinField(prefix, field string) string {
+	switch {
+	case prefix == "":
+		return field
+	case field == "":
+		return prefix
+	}
+	return prefix + "." + field
+}
+
+// errorRow maps the errors it matches to a status; match returns the field
+// and message sent to the client.
+type errorRow struct {
+	status int
+	match  func(err error) (field, msg string, ok bool)
+}
+
+// is matches errors.Is(err, target); a *fieldError in the chain supplies the
+// field and message, else the row's own.
+func is(target error, field, msg string) func(error) (string, string, bool) {
+	return func(err error) (string, string, bool) {
+		if !errors.Is(err, target) {
+			return "", "", false
+		}
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return fe.Field, fe.Msg, true
+		}
+		return field, msg, true
+	}
+}
+
+// errorTable is the one place errors become statuses. Anything it does not
+// match is a 500 whose detail is logged and never sent.
+var errorTable = []errorRow{
+	{http.StatusBadRequest, is(errMalformed, "", "malformed request")},
+	{http.StatusBadRequest, is(queue.ErrBadCursor, "cursor", "bad cursor: pass back the next value of a previous page")},
+	{http.StatusUnauthorized, is(errUnauthenticated, "Authorization", "authentication required")},
+	{http.StatusForbidden, is(errHost, "Host", "host not allowed")},
+	{http.StatusNotFound, is(errNoRoute, "", "not found")},
+	{http.StatusNotFound, is(queue.ErrNotFound, "id", "no job has this id")},
+	{http.StatusMethodNotAllowed, is(errMethod, "", "method not allowed")},
+	{http.StatusConflict, is(queue.ErrRunning, "id", "the job is running; wait for its attempt to end")},
+	{http.StatusConflict, is(queue.ErrWrongState, "id", "the job is not in a state that allows this")},
+	{http.StatusRequestEntityTooLarge, func(err error) (string, string, bool) {
+		var mb *http.MaxBytesError
+		if !errors.As(err, &mb) {
+			return "", "", false
+		}
+		return "", fmt.Sprintf("the body is larger than %d bytes", mb.Limit), true
+	}},
+	{http.StatusUnprocessableEntity, is(errInvalid, "", "invalid request")},
+	{http.StatusUnprocessableEntity, func(err error) (string, string, bool) {
+		var ve *queue.ValidationError
+		if !errors.As(err, &ve) {
+			return "", "", false
+		}
+		return ve.Field, ve.Reason, true
+	}},
+	{http.StatusServiceUnavailable, is(errUnavailable, "", "temporarily unavailable")},
+	{http.StatusServiceUnavailable, is(queue.ErrClosed, "", "the server is shutting down")},
+}
+
+// classify maps err through errorTable: the status and what the client sees.
+func classify(err error) (status int, field, msg string) {
+	for _, row := range errorTable {
+		if f, m, ok := row.match(err); ok {
+			return row.status, f, m
+		}
+	}
+	return http.StatusInternalServerError, "", "internal error (logged on the server)"
+}
+
+// errorJSON is every error's body. Field is "" when no one field is at fault.
+type errorJSON struct {
+	Error string `json:"error"`
+	Field string `json:"field"`
+}
+
+// writeError answers err as JSON with the status errorTable gives it; the
+// detail of a 500 goes to the log only.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, field, msg := classify(err)
+	if status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	s.writeJSON(w, status, errorJSON{Error: msg, Field: field})
+}
+
+// writeJSON encodes v fully before writing anything, so that a response is
+// never half-written. encoding/json escapes <, > and & in strings, so job data
+// cannot become markup in whatever displays it.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		s.log.Error("encode response", "err", err)
+		buf.Reset()
+		buf.WriteString(`{"error":"internal error (logged on the server)"}` + "\n")
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// apiFunc is an API handler: it returns a status and a response struct, or an
+// error for errorTable.
+type apiFunc func(r *http.Request, ps httprouter.Params) (status int, body any, err error)
+
+// api is the one wrapper that turns an apiFunc into a route handle.
+func (s *Server) api(h apiFunc) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		status, body, err := h(r, ps)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeJSON(w, status, body)
+	}
+}
+
+// decodeJSON reads exactly one JSON value into dst: unknown fields and
+// trailing data are errors, and errors name the field (under prefix) when it
+// is known.
+func decodeJSON(r io.Reader, dst any, prefix string) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err, prefix)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		return malformed(prefix, "trailing data after the JSON value")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a client error naming the field,
+// without Go type names.
+func jsonError(err error, prefix string) error {
+	var (
+		mb *http.MaxBytesError
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mb):
+		return err
+	case errors.Is(err, io.EOF):
+		return malformed(prefix, "the body is empty: send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed(prefix, "the JSON value is cut short")
+	case errors.As(err, &se):
+		return malformed(prefix, "invalid JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.As(err, &te):
+		return malformed(joinField(prefix, te.Field), "want %s, got %s", jsonKind(te.Type), te.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if n, uerr := strconv.Unquote(name); uerr == nil {
+			name = n
+		}
+		return malformed(joinField(prefix, name), "unknown field")
+	}
+	return malformed(prefix, "invalid JSON")
+}
+
+// jsonKind names the JSON a Go type takes.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number in range"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another value"
+}

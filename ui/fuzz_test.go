@@ -1,0 +1,89 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"testing"
+
+	"conveyor/lanes"
+	"conveyor/queue"
+)
+
+// FuzzDecodeEnqueue: the enqueue decoder never panics, and whatever it is fed
+// either becomes a job that satisfies the API's rules or is refused with a
+// client error (4xx) — never a 500.
+func FuzzDecodeEnqueue(f *testing.F) {
+	for _, seed := range []string{
+		`{"class":"NoopJob"}`,
+		`{"class":"SyncAccountJob","queue":"sync","args":{"account_id":7},"max_attempts":3}`,
+		`{"class":"SleepJob","args":{"ms":5},"in_seconds":1.5,"unique_key":"k","context":{"account_id":"1"}}`,
+		`{"class":"NoopJob","run_at":"2026-05-01T12:00:00.250+02:00"}`,
+		`{"class":"NoopJob","run_at":"2026-05-01T12:00:00Z","in_seconds":1}`,
+		`{"class":"NoopJob","run_at":"9999-12-31T23:59:59Z"}`,
+		`{"class":"NoopJob","in_seconds":-0.0}`,
+		`{"class":"NoopJob","in_seconds":1e308}`,
+		`{"class":"NoopJob","max_attempts":0}`,
+		`{"class":"NoopJob","max_attempts":-9223372036854775808}`,
+		`{"class":"NoopJob","queue":"nowhere"}`,
+		`{"class":"noopjob"}`,
+		`{"class":"StrandedJob"}`,
+		`{"class":"NoopJob","args":null}`,
+		`{"class":"NoopJob","context":{"":""}}`,
+		`{"class":"NoopJob"} trailing`,
+		`{"class":"NoopJob","class":"SleepJob"}`,
+		`{"Class":"NoopJob"}`,
+		`{"class":"\u0000"}`,
+		`{"class":"NoopJob","extra":1}`,
+		`[]`, `null`, `""`, `{`, ``, "\xff\xfe",
+	} {
+		f.Add([]byte(seed))
+	}
+	reg := lanes.NewRegistry()
+	if err := lanes.RegisterBuiltins(reg); err != nil {
+		f.Fatal(err)
+	}
+	noop := lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })
+	reg.MustRegister(lanes.Class{Name: "SyncAccountJob", Queue: "sync", MaxAttempts: 5, Handler: noop})
+	reg.MustRegister(lanes.Class{Name: "StrandedJob", Queue: "nowhere", Handler: noop})
+	topo := lanes.DefaultTopology()
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := decodeEnqueue(bytes.NewReader(body), "")
+		if err != nil {
+			if status, _, msg := classify(err); status != http.StatusBadRequest || msg == "" {
+				t.Fatalf("decode error %v maps to %d %q, want 400", err, status, msg)
+			}
+			return
+		}
+		nj, err := buildJob(req, reg, topo, t0)
+		if err != nil {
+			if status, field, _ := classify(err); status != http.StatusUnprocessableEntity || field == "" {
+				t.Fatalf("validation error %v maps to %d field %q, want 422 with a field", err, status, field)
+			}
+			return
+		}
+		cls, ok := reg.Lookup(nj.Class)
+		if !ok {
+			t.Fatalf("unregistered class %q accepted", nj.Class)
+		}
+		if _, ok := topo.LaneOf(nj.Queue); !ok {
+			t.Fatalf("queue %q no lane serves accepted", nj.Queue)
+		}
+		if req.Queue == "" && nj.Queue != cls.Queue {
+			t.Fatalf("queue %q, want the class's %q", nj.Queue, cls.Queue)
+		}
+		if req.RunAt != nil && req.InSeconds != nil {
+			t.Fatal("run_at and in_seconds both accepted")
+		}
+		if !nj.RunAt.IsZero() && (nj.RunAt.Before(minRunAt) || !nj.RunAt.Before(maxRunAt)) {
+			t.Fatalf("run_at %v out of range accepted", nj.RunAt)
+		}
+		if nj.MaxAttempts < 0 || nj.MaxAttempts > 1000 || (req.MaxAttempts != nil && nj.MaxAttempts == 0) {
+			t.Fatalf("max_attempts %d accepted", nj.MaxAttempts)
+		}
+		if !bytes.Equal(nj.Args, req.Args) {
+			t.Fatalf("args changed: %q → %q", req.Args, nj.Args)
+		}
+	})
+}
