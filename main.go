@@ -1,0 +1,69 @@
+// Command conveyor is a background-job appliance: one binary that queues,
+// schedules, runs, retries and explains background jobs on one workstation.
+//
+//	conveyor serve    run the appliance (queue, lanes, HTTP API)
+//	conveyor enqueue  enqueue a job on a running server
+//	conveyor bench    measure this machine (temporary data directory)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	var usage *usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "conveyor:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "conveyor:", err)
+		os.Exit(1)
+	}
+}
+
+const usageText = `usage: conveyor <command> [flags]
+
+commands:
+  serve     run the appliance: the durable queue, the lanes and the HTTP API
+  enqueue   enqueue a job on a running server
+  bench     measure throughput and latency on a temporary data directory
+
+Run "conveyor <command> --help" for a command's flags.
+`
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return &usageError{"no command given"}
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "enqueue":
+		return cmdEnqueue(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usageText)
+		return nil
+	default:
+		fmt.Fprint(stderr, usageText)
+		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
