@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -98,4 +99,28 @@ func processN(b *testing.B, s *Store, n, workers int) {
 	wg.Wait()
 	c.Close(context.Background())
 	s.Flush(context.Background())
+}
+
+// BenchmarkEnqueueConcurrent64 measures 64 goroutines enqueueing one job at a
+// time: the writer groups them into shared commits.
+func BenchmarkEnqueueConcurrent64(b *testing.B) {
+	s := benchStore(b)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if _, err := s.Enqueue(context.Background(), NewJob{Class: "NoopJob", Queue: "default", Args: benchArgs}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
 }

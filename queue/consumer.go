@@ -54,8 +54,8 @@ type Consumer struct {
 	lease       time.Duration
 	ch          chan *Job
 
-	inflight      atomic.Int64 // claimed and not yet finished
-	finishedSince atomic.Int64 // finished since the writer last sized the prefetch
+	inflight atomic.Int64 // claimed and not yet finished
+	avgRun   atomic.Int64 // moving average of an attempt's run time, ns (0: none seen yet)
 	open          atomic.Bool  // the lane's gate
 	draining      atomic.Bool  // no more claims, for good
 
@@ -150,13 +150,17 @@ func (c *Consumer) accepting() bool { return c.open.Load() && !c.draining.Load()
 // target is how many claimed-and-unfinished jobs the consumer may hold.
 func (c *Consumer) target() int { return c.concurrency + c.prefetch }
 
-// free sizes the prefetch from how many jobs finished since the last look (twice
-// what the workers got through, decaying slowly) and returns the room left.
+// prefetchHorizon is how far ahead the prefetch feeds the workers: about two
+// commits, so that they never wait for the writer.
+const prefetchHorizon = 4 * time.Millisecond
+
+// free sizes the prefetch from how long attempts take (what the workers get
+// through in prefetchHorizon: fast jobs prefetch up to MaxPrefetch, jobs that
+// take longer than the horizon none) and returns the room left.
 func (c *Consumer) free() int {
-	f := int(c.finishedSince.Swap(0))
-	p := 2 * f
-	if p < c.prefetch {
-		p = (c.prefetch + p) / 2
+	p := c.concurrency
+	if avg := c.avgRun.Load(); avg > 0 {
+		p = int(min(int64(c.maxPrefetch), int64(c.concurrency)*int64(prefetchHorizon)/avg))
 	}
 	c.prefetch = min(p, c.maxPrefetch)
 	return c.target() - int(c.inflight.Load())
@@ -313,7 +317,17 @@ func (c *Consumer) end(j *Job, f finish) error {
 	}
 	c.mu.Unlock()
 	c.inflight.Add(-1)
-	c.finishedSince.Add(1)
+	if !j.StartedAt.IsZero() {
+		// A moving average (1/8 weight), updated racily: a lost update only
+		// delays the estimate.
+		d := max(1, int64(c.s.now().Sub(j.StartedAt)))
+		old := c.avgRun.Load()
+		if old == 0 {
+			c.avgRun.Store(d)
+		} else {
+			c.avgRun.Store(old + (d-old)/8)
+		}
+	}
 	f.job = j
 	return c.s.submit(func(p *pending) { p.fin = append(p.fin, f) })
 }
@@ -325,14 +339,14 @@ func (c *Consumer) Ack(j *Job) error { return c.end(j, finish{kind: finAck}) }
 // dead when it has used its last attempt.
 func (c *Consumer) Fail(j *Job, e AttemptError, retryAt time.Time) error {
 	e.Attempt = j.Attempt
-	return c.end(j, finish{kind: finFail, err: e, at: retryAt})
+	return c.end(j, finish{kind: finFail, err: &e, at: retryAt})
 }
 
 // Kill records a failed attempt after which the job must not be retried: it
 // moves to dead.
 func (c *Consumer) Kill(j *Job, e AttemptError) error {
 	e.Attempt = j.Attempt
-	return c.end(j, finish{kind: finKill, err: e})
+	return c.end(j, finish{kind: finKill, err: &e})
 }
 
 // Snooze puts the job back, due at `at`, without spending the attempt.

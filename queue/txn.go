@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -18,6 +19,11 @@ type txn struct {
 	jobs, running, scheduled, retry, done, dead *bolt.Bucket
 	unique, uexp, counts, stats, queuesB, ready *bolt.Bucket
 	readyQ                                      map[uint16]*bolt.Bucket
+
+	// Cursors reused for point reads and deletes: each Bucket.Get or Delete
+	// would allocate a new one (bbolt's search stack), and the writer does
+	// several per job.
+	jobsC, runC *bolt.Cursor
 
 	deltas    map[uint16]*[numStates]int64
 	newQueues []*queueState
@@ -65,7 +71,18 @@ func (s *Store) newTxn(tx *bolt.Tx, now time.Time) *txn {
 	t.done.FillPercent = 1.0
 	t.dead.FillPercent = 1.0
 	t.running.FillPercent = 0.9
+	t.jobsC = t.jobs.Cursor()
+	t.runC = t.running.Cursor()
 	return t
+}
+
+// seekGet returns the value at key through a reused cursor, or nil.
+func seekGet(c *bolt.Cursor, key []byte) []byte {
+	k, v := c.Seek(key)
+	if k == nil || !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 func (t *txn) delta(qid uint16, st State, n int64) {
@@ -155,7 +172,7 @@ func (t *txn) readyBucket(qid uint16) (*bolt.Bucket, error) {
 }
 
 func (t *txn) loadRecord(id uint64) (*Job, error) {
-	v := t.jobs.Get(u64(id))
+	v := seekGet(t.jobsC, u64(id))
 	if v == nil {
 		return nil, fmt.Errorf("%w: job %d has no record", ErrCorruptRecord, id)
 	}
@@ -348,12 +365,12 @@ func (t *txn) promote(limit int) error {
 func (t *txn) finish(f *finish) error {
 	id := f.job.ID
 	key := u64(id)
-	rv, ok := parseRunning(t.running.Get(key))
+	rv, ok := parseRunning(seekGet(t.runC, key))
 	if !ok {
 		t.s.log.Warn("finished attempt of a job that is not running; ignored", "job", id)
 		return nil
 	}
-	if err := t.running.Delete(key); err != nil {
+	if err := t.runC.Delete(); err != nil {
 		return err
 	}
 	t.delta(rv.qid, StateRunning, -1)
@@ -395,7 +412,7 @@ func (t *txn) finish(f *finish) error {
 	case finFail, finKill:
 		j.Attempt = rv.attempt
 		j.StartedAt = f.job.StartedAt
-		appendError(j, f.err)
+		appendError(j, *f.err)
 		t.processed++
 		t.failed++
 		if f.kind == finKill || j.Attempt >= j.MaxAttempts {
@@ -422,7 +439,7 @@ func (t *txn) quarantine(id uint64, qid uint16, cause error) error {
 
 func (t *txn) markStarted(id uint64) error {
 	key := u64(id)
-	rv, ok := parseRunning(t.running.Get(key))
+	rv, ok := parseRunning(seekGet(t.runC, key))
 	if !ok || rv.started {
 		return nil
 	}
@@ -473,22 +490,21 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job) ([]*Jo
 	if err != nil {
 		return out, err
 	}
-	type item struct {
-		k []byte
-		v readyVal
-	}
-	items := make([]item, 0, min(want, int(t.readyCount(q))))
-	cur := b.Cursor()
-	for k, v := cur.First(); k != nil && len(items) < want; k, v = cur.Next() {
-		items = append(items, item{k: append([]byte(nil), k...), v: parseReady(v)})
-	}
 	lease := t.now.Add(c.lease)
-	for _, it := range items {
-		if err := b.Delete(it.k); err != nil {
+	cur := b.Cursor()
+	// Jobs are taken from the front of the index; after each delete the cursor
+	// goes back to the front (Next after Delete may skip an entry).
+	for n := 0; n < want; n++ {
+		k, v := cur.First()
+		if k == nil {
+			break
+		}
+		id := getU64(k)
+		rdy := parseReady(v)
+		if err := cur.Delete(); err != nil {
 			return out, err
 		}
 		t.delta(q.id, StateReady, -1)
-		id := getU64(it.k)
 		j, err := t.loadRecord(id)
 		if err != nil {
 			if err := t.quarantine(id, q.id, err); err != nil {
@@ -500,9 +516,9 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job) ([]*Jo
 		j.State = StateRunning
 		j.StartedAt = time.Time{}
 		j.LeaseUntil = lease
-		j.suspect = it.v.suspect
+		j.suspect = rdy.suspect
 		rv := runningVal{qid: q.id, attempt: j.Attempt, claimed: t.nowNs, lease: lease.UnixNano()}
-		if err := t.running.Put(it.k, rv.bytes()); err != nil {
+		if err := t.running.Put(u64(id), rv.bytes()); err != nil {
 			return out, err
 		}
 		t.delta(q.id, StateRunning, 1)

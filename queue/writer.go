@@ -47,7 +47,7 @@ const (
 type finish struct {
 	kind finishKind
 	job  *Job
-	err  AttemptError
+	err  *AttemptError
 	at   time.Time
 }
 
@@ -115,10 +115,11 @@ func (s *Store) writer() {
 // cycle commits everything there is to do now and returns how long until there is
 // timed work (a due job, a start to record), or -1 when there is none.
 func (s *Store) cycle() time.Duration {
+	var spare pending // the previous round's slices, handed back for reuse
 	for {
 		s.pmu.Lock()
 		p := s.pend
-		s.pend = pending{}
+		s.pend = pending{enq: spare.enq[:0], fin: spare.fin[:0], admin: spare.admin[:0]}
 		s.pmu.Unlock()
 
 		did, err := s.commitMain(p.enq, p.fin)
@@ -137,6 +138,10 @@ func (s *Store) cycle() time.Duration {
 		if !did && len(p.admin) == 0 {
 			return s.nextWait()
 		}
+		clear(p.enq)
+		clear(p.fin)
+		clear(p.admin)
+		spare = p
 	}
 }
 
