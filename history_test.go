@@ -120,7 +120,7 @@ func TestCheckHistoryCatchesLossAndReruns(t *testing.T) {
 	t.Parallel()
 	good := []string{
 		"start 1 1", "end 1 1 ok", "done 1",
-		"start 2 1", // running at the kill
+		"start 2 1",               // running at the kill
 		"start 3 1", "end 3 1 ok", // finished, ack maybe not durable
 		"kill",
 		"start 2 2", "end 2 2 ok",
