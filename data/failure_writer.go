@@ -1,0 +1,317 @@
+package data
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults for FailureWriterOptions.
+const (
+	DefaultFailureBatch      = 2000
+	DefaultFailureLinger     = 5 * time.Millisecond
+	DefaultFailureMaxPending = 100_000
+)
+
+// FailureWriterOptions configures a FailureWriter. Zero (or negative)
+// fields take their defaults.
+type FailureWriterOptions struct {
+	// BatchSize is the most failures written per transaction
+	// (DefaultFailureBatch).
+	BatchSize int
+	// Linger is how long the writer waits for more failures after the first
+	// one arrives before it writes a partial batch (DefaultFailureLinger).
+	Linger time.Duration
+	// MaxPending bounds the in-memory queue (DefaultFailureMaxPending rows).
+	// Add drops — and counts — failures beyond it rather than block or grow.
+	MaxPending int
+	// OnFlush, when set, is called by the writer goroutine after each batch
+	// commits, with the failures of that batch (IDs set). The failure
+	// pipeline upserts issues and publishes events from it. It must not call
+	// Flush or Close. A slow OnFlush slows the writer down.
+	OnFlush func([]*Failure)
+	// Logger receives write errors (discarded when nil).
+	Logger *slog.Logger
+}
+
+// FailureWriterStats are the writer's counters since it started.
+type FailureWriterStats struct {
+	Added   uint64 // accepted by Add
+	Written uint64 // committed
+	Dropped uint64 // refused by Add: queue full or writer closed
+	Failed  uint64 // accepted but not written: invalid, or the write failed
+	Pending int    // accepted, not yet written
+}
+
+// FailureWriter batches failures from bursts of failing jobs into few
+// transactions. Add never blocks; one goroutine writes. Close it before the
+// DB it writes to.
+type FailureWriter struct {
+	db     *DB
+	opts   FailureWriterOptions
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	pending  []*Failure
+	closed   bool
+	added    uint64 // accepted, in order: the sequence number of the last one
+	done     uint64 // accepted ones that were written or failed
+	written  uint64
+	dropped  uint64
+	failed   uint64
+	errs     []error       // write errors not yet returned by Flush
+	progress chan struct{} // closed and replaced whenever done advances
+
+	wake   chan struct{} // cap 1: there is work, or a flush is wanted
+	now    chan struct{} // cap 1: flush without lingering
+	stop   chan struct{} // closed by Close
+	exit   chan struct{} // closed when the goroutine returns
+	ctx    context.Context
+	cancel context.CancelFunc // aborts the write in flight when Close gives up
+
+	onAbandon func() // test hook: Close gave up on the pending failures
+}
+
+// NewFailureWriter starts a writer on db. Close it to stop its goroutine.
+func NewFailureWriter(db *DB, opts FailureWriterOptions) *FailureWriter {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultFailureBatch
+	}
+	if opts.Linger <= 0 {
+		opts.Linger = DefaultFailureLinger
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultFailureMaxPending
+	}
+	w := &FailureWriter{
+		db:       db,
+		opts:     opts,
+		logger:   cmp.Or(opts.Logger, db.logger),
+		progress: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		now:      make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		exit:     make(chan struct{}),
+	}
+	// The writer goroutine outlives any caller's context: it is the root of
+	// its own, which Close cancels when its deadline passes.
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	go w.run()
+	return w
+}
+
+// Add queues f for writing and returns at once. When the writer is closed or
+// MaxPending failures are already waiting, f is dropped and counted in
+// Stats().Dropped. The writer owns f from here on: it sets f.ID on commit.
+func (w *FailureWriter) Add(f *Failure) {
+	w.mu.Lock()
+	if w.closed || len(w.pending) >= w.opts.MaxPending {
+		w.dropped++
+		w.mu.Unlock()
+		return
+	}
+	w.pending = append(w.pending, f)
+	w.added++
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush waits until every failure added before the call is committed (or
+// has failed) and OnFlush has run for it. It returns the write errors seen
+// since the previous Flush, joined, or ctx's error.
+func (w *FailureWriter) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	target := w.added
+	w.mu.Unlock()
+	select {
+	case w.now <- struct{}{}:
+	default:
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	for {
+		w.mu.Lock()
+		if w.done >= target {
+			errs := w.errs
+			w.errs = nil
+			w.mu.Unlock()
+			return errors.Join(errs...)
+		}
+		ch := w.progress
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-w.exit:
+			w.mu.Lock()
+			done := w.done >= target
+			w.mu.Unlock()
+			if !done {
+				return errors.New("data: failure writer stopped before flushing")
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops accepting failures, writes what is pending and stops the
+// goroutine. When ctx ends first, the failures still pending are counted as
+// failed and Close returns ctx's error after the batch in flight commits.
+func (w *FailureWriter) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.exit
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.stop)
+	flushErr := w.Flush(ctx)
+	if flushErr != nil && ctx.Err() != nil {
+		// Give up on what is left: count it failed and abort the write
+		// in flight.
+		w.mu.Lock()
+		n := len(w.pending)
+		w.pending = nil
+		w.failed += uint64(n)
+		w.done += uint64(n)
+		w.signal()
+		w.mu.Unlock()
+		w.cancel()
+		if w.onAbandon != nil {
+			w.onAbandon()
+		}
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	<-w.exit
+	w.cancel()
+	return flushErr
+}
+
+// Stats returns the counters.
+func (w *FailureWriter) Stats() FailureWriterStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return FailureWriterStats{Added: w.added, Written: w.written, Dropped: w.dropped, Failed: w.failed, Pending: len(w.pending)}
+}
+
+// signal wakes Flush waiters; w.mu must be held.
+func (w *FailureWriter) signal() {
+	close(w.progress)
+	w.progress = make(chan struct{})
+}
+
+func (w *FailureWriter) run() {
+	defer close(w.exit)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		w.mu.Lock()
+		n := len(w.pending)
+		closed := w.closed
+		w.mu.Unlock()
+		if n == 0 {
+			if closed {
+				return
+			}
+			select {
+			case <-w.wake:
+			case <-w.stop:
+			}
+			continue
+		}
+		// Linger for a fuller batch unless a flush is wanted, the batch is
+		// full, or the writer is closing.
+		if n < w.opts.BatchSize && !closed {
+			select {
+			case <-w.now:
+			default:
+				timer.Reset(w.opts.Linger)
+				func() {
+					for {
+						select {
+						case <-timer.C:
+							return
+						case <-w.now:
+							timer.Stop()
+							return
+						case <-w.stop:
+							timer.Stop()
+							return
+						case <-w.wake:
+							w.mu.Lock()
+							full := len(w.pending) >= w.opts.BatchSize
+							w.mu.Unlock()
+							if full {
+								timer.Stop()
+								return
+							}
+						}
+					}
+				}()
+			}
+		}
+		w.mu.Lock()
+		k := min(len(w.pending), w.opts.BatchSize)
+		batch := make([]*Failure, k)
+		copy(batch, w.pending)
+		w.pending = w.pending[k:]
+		if len(w.pending) == 0 {
+			w.pending = nil // let the backing array go after a burst
+		}
+		w.mu.Unlock()
+		if k > 0 {
+			w.write(batch)
+		}
+	}
+}
+
+// write commits one batch. When the batch fails as a whole (one invalid
+// failure fails its transaction) it retries the failures one by one, so one
+// bad row costs only itself.
+func (w *FailureWriter) write(batch []*Failure) {
+	ctx := w.ctx
+	var written []*Failure
+	var errs []error
+	if err := w.db.InsertFailures(ctx, batch); err == nil {
+		written = batch
+	} else {
+		for _, f := range batch {
+			if err := w.db.InsertFailures(ctx, []*Failure{f}); err != nil {
+				errs = append(errs, err)
+				w.logger.Error("failure not recorded", "class", classOf(f), "error", err)
+				continue
+			}
+			written = append(written, f)
+		}
+	}
+	if len(written) > 0 && w.opts.OnFlush != nil {
+		w.opts.OnFlush(written)
+	}
+	w.mu.Lock()
+	w.written += uint64(len(written))
+	w.failed += uint64(len(batch) - len(written))
+	w.done += uint64(len(batch))
+	w.errs = append(w.errs, errs...)
+	w.signal()
+	w.mu.Unlock()
+}
+
+func classOf(f *Failure) string {
+	if f == nil {
+		return ""
+	}
+	return f.Class
+}
