@@ -191,7 +191,7 @@ func replicaClient(replicaURL string, logger *slog.Logger) (litestream.ReplicaCl
 	client, err := litestream.NewReplicaClientFromURL(replicaURL)
 	if err != nil {
 		if strings.Contains(err.Error(), "unsupported replica URL scheme") {
-			return nil, fmt.Errorf("%w: %q replicas (this binary links file:// only)", ErrUnsupportedReplica, scheme)
+			return nil, fmt.Errorf("%w: %q replicas (this binary links file:// and s3:// only)", ErrUnsupportedReplica, scheme)
 		}
 		return nil, fmt.Errorf("data: replica %s: %w", redactURL(replicaURL), err)
 	}
