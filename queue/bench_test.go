@@ -123,4 +123,25 @@ func BenchmarkEnqueueConcurrent64(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+	ws := s.WriterStats()
+	b.ReportMetric(float64(ws.Enqueued)/float64(ws.Commits), "jobs/commit")
+}
+
+// BenchmarkEnqueueBatch1000x4 is BenchmarkEnqueueBatch1000 with four producers
+// whose batches share commits.
+func BenchmarkEnqueueBatch1000x4(b *testing.B) {
+	s := benchStore(b)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	per := b.N / 4
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			enqueueBatches(b, s, per, 1000, "default")
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*4)/time.Since(start).Seconds(), "jobs/s")
 }

@@ -73,7 +73,9 @@ func (s *Store) normalize(nj *NewJob) *ValidationError {
 	case !json.Valid(args):
 		return bad("args", "not valid JSON")
 	default:
-		nj.Args = bytes.Clone(args)
+		// No copy: the args are read only until the call returns, by which time
+		// they are encoded into the record.
+		nj.Args = args
 	}
 	switch {
 	case nj.MaxAttempts < 0:

@@ -53,8 +53,19 @@ func (e *encoder) time(t time.Time) { e.varint(unixNano(t)) }
 func (e *encoder) bytes(p []byte)   { e.uvarint(uint64(len(p))); e.b = append(e.b, p...) }
 func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
 
-// encodeRecord appends the record of j to dst.
+// encodeRecord appends the record of j to dst (nil: a new buffer of the right
+// size, so that encoding allocates once).
 func encodeRecord(dst []byte, j *Job) []byte {
+	if dst == nil {
+		n := 64 + len(j.Class) + len(j.Queue) + len(j.UniqueKey) + len(j.Args)
+		for k, v := range j.Context {
+			n += len(k) + len(v) + 4
+		}
+		for _, ae := range j.Errors {
+			n += len(ae.Class) + len(ae.Message) + len(ae.Backtrace) + 24
+		}
+		dst = make([]byte, 0, n)
+	}
 	e := encoder{b: dst}
 	e.b = append(e.b, recordFormat1)
 	e.str(j.Class)

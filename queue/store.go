@@ -182,6 +182,10 @@ type Store struct {
 	closing bool
 	wake    chan struct{}
 
+	enqCallers int           // enqueue calls a commit can expect (writer only; see linger)
+	lastCommit time.Duration // how long the last main transaction took (writer only)
+	wstats     writerStats
+
 	// consumers are read and written by the writer; cmu guards registration.
 	cmu       sync.Mutex
 	consumers []*Consumer
@@ -327,6 +331,17 @@ func (s *Store) Close() error {
 
 // MaxArgsBytes returns the largest args the store accepts.
 func (s *Store) MaxArgsBytes() int { return s.opts.MaxArgsBytes }
+
+// Size returns the bytes of the file in use (bbolt's high-water mark; the file
+// itself is grown in larger steps ahead of need).
+func (s *Store) Size() int64 {
+	var n int64
+	s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Size()
+		return nil
+	})
+	return n
+}
 
 // Path returns the file the store lives in.
 func (s *Store) Path() string { return s.path }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,6 +14,30 @@ import (
 // promotion of due jobs and the claims the lanes have room for: one fsync for
 // all of it (group commit). Replies, deliveries and change notifications happen
 // only after the commit returns.
+
+// writerStats counts the writer's main transactions.
+type writerStats struct {
+	commits, enqueued, finished, commitNanos atomic.Int64
+}
+
+// WriterStats describes the writer's work since Open.
+type WriterStats struct {
+	Commits    int64         // main transactions committed
+	Enqueued   int64         // jobs they enqueued
+	Finished   int64         // attempts they finished
+	CommitTime time.Duration // total time spent in them, fsync included
+}
+
+// WriterStats returns the writer's counters: jobs per commit is the measure of
+// group commit at work.
+func (s *Store) WriterStats() WriterStats {
+	return WriterStats{
+		Commits:    s.wstats.commits.Load(),
+		Enqueued:   s.wstats.enqueued.Load(),
+		Finished:   s.wstats.finished.Load(),
+		CommitTime: time.Duration(s.wstats.commitNanos.Load()),
+	}
+}
 
 type pending struct {
 	enq   []*enqueueReq
@@ -117,6 +142,7 @@ func (s *Store) writer() {
 func (s *Store) cycle() time.Duration {
 	var spare pending // the previous round's slices, handed back for reuse
 	for {
+		s.linger()
 		s.pmu.Lock()
 		p := s.pend
 		s.pend = pending{enq: spare.enq[:0], fin: spare.fin[:0], admin: spare.admin[:0]}
@@ -145,6 +171,51 @@ func (s *Store) cycle() time.Duration {
 	}
 }
 
+// minLingerCallers is the concurrency below which the writer never lingers:
+// a few callers are better served at once than by a fuller commit.
+const minLingerCallers = 8
+
+// maxLinger bounds how long the writer waits for more enqueues to join a
+// commit: at most half the last commit's duration, and never more than this.
+const maxLinger = 2 * time.Millisecond
+
+// linger waits, briefly, for enqueue callers to catch up before a commit. When
+// the last commit answered many callers, they come back at nearly the same time;
+// committing for the first one to arrive would leave the rest to wait a whole
+// commit, and split them into a small and a large commit (half the jobs per
+// fsync). So while fewer than half of them are back, the writer waits for the
+// others, up to half the time the last commit took (their wait grows by at
+// most half a commit; the commits carry twice the jobs). A lone caller (the
+// latency case) never waits.
+func (s *Store) linger() {
+	want := s.enqCallers
+	if want < minLingerCallers {
+		return
+	}
+	var timer *time.Timer
+	deadline := time.Now().Add(min(maxLinger, s.lastCommit/2))
+	for {
+		s.pmu.Lock()
+		n, closing := len(s.pend.enq), s.closing
+		s.pmu.Unlock()
+		d := time.Until(deadline)
+		if n == 0 || n >= want || closing || d <= 0 {
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(d)
+		}
+		select {
+		case <-s.wake:
+		case <-timer.C:
+			return
+		}
+	}
+}
+
 func (s *Store) snapshotConsumers() []*Consumer {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
@@ -162,6 +233,7 @@ func (s *Store) commitMain(enq []*enqueueReq, fin []finish) (bool, error) {
 		return false, nil
 	}
 	var t *txn
+	t0 := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t = s.newTxn(tx, now)
 		for i := range fin {
@@ -200,6 +272,14 @@ func (s *Store) commitMain(enq []*enqueueReq, fin []finish) (bool, error) {
 		return true, err
 	}
 	s.applyTxn(t)
+	// The callers a commit can expect: the most seen in one commit lately,
+	// fading by a tenth per commit when fewer come.
+	s.enqCallers = max(len(enq), s.enqCallers*9/10)
+	s.lastCommit = time.Since(t0)
+	s.wstats.commits.Add(1)
+	s.wstats.enqueued.Add(int64(t.change.Enqueued))
+	s.wstats.finished.Add(int64(len(fin)))
+	s.wstats.commitNanos.Add(int64(s.lastCommit))
 	for _, r := range enq {
 		close(r.done)
 	}
