@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"conveyor/lanes"
+	"conveyor/ops"
 	"conveyor/queue"
 )
 
@@ -79,6 +80,14 @@ type Config struct {
 	// prometheus.Registry with the Go and process collectors.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+
+	// Events is the broadcaster whose topics GET /api/v1/events streams.
+	// Nil answers that endpoint with 503.
+	Events *ops.Broadcaster
+
+	// The features' own parts of the configuration (failures.go, schedule.go).
+	FailuresConfig
+	ScheduleConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -206,7 +215,7 @@ func (s *Server) table() []Route {
 	api := func(method, path string, h apiFunc, maxBody int64) Route {
 		return Route{Method: method, Path: path, Auth: true, handle: s.api(h), maxBody: maxBody}
 	}
-	return []Route{
+	routes := []Route{
 		{Method: http.MethodGet, Path: "/healthz", Auth: false, handle: s.api(s.healthz)},
 		api(http.MethodGet, "/readyz", s.readyz, 0),
 		{Method: http.MethodGet, Path: "/metrics", Auth: true, handle: s.metrics()},
@@ -222,7 +231,11 @@ func (s *Server) table() []Route {
 		api(http.MethodPost, "/api/v1/queues/:name/pause", s.pauseQueue, 0),
 		api(http.MethodPost, "/api/v1/queues/:name/resume", s.resumeQueue, 0),
 		api(http.MethodPost, "/api/v1/queues/:name/clear", s.clearQueue, 0),
+
+		{Method: http.MethodGet, Path: "/api/v1/events", Auth: true, handle: s.events},
 	}
+	routes = append(routes, s.failureRoutes()...)
+	return append(routes, s.scheduleRoutes()...)
 }
 
 // mount registers the table on a router.
