@@ -329,7 +329,12 @@ func (c *Consumer) end(j *Job, f finish) error {
 		}
 	}
 	f.job = j
-	return c.s.submit(func(p *pending) { p.fin = append(p.fin, f) })
+	return c.s.submit(func(p *pending) {
+		if len(p.fin) == 0 {
+			p.finSince = time.Now()
+		}
+		p.fin = append(p.fin, f)
+	})
 }
 
 // Ack records that the job succeeded: it moves to done.
