@@ -207,24 +207,24 @@ func (s *Store) cycle() time.Duration {
 const minLingerCallers = 8
 
 // maxLinger bounds how long the writer waits for more enqueues to join a
-// commit: at most half the last commit's duration, and never more than this.
+// commit: at most the last commit's duration, and never more than this.
 const maxLinger = 2 * time.Millisecond
 
 // linger waits, briefly, for enqueue callers to catch up before a commit. When
 // the last commit answered many callers, they come back at nearly the same time;
 // committing for the first one to arrive would leave the rest to wait a whole
 // commit, and split them into a small and a large commit (half the jobs per
-// fsync). So while fewer than half of them are back, the writer waits for the
-// others, up to half the time the last commit took (their wait grows by at
-// most half a commit; the commits carry twice the jobs). A lone caller (the
-// latency case) never waits.
+// fsync). So until about as many callers as it can expect are back, the writer
+// waits for the others, up to the time the last commit took (the first ones'
+// wait grows by at most one commit, and the commits carry more jobs). Below
+// minLingerCallers (the latency case) it never waits.
 func (s *Store) linger() {
 	want := s.enqCallers
 	if want < minLingerCallers {
 		return
 	}
 	var timer *time.Timer
-	deadline := time.Now().Add(min(maxLinger, s.lastCommit/2))
+	deadline := time.Now().Add(min(maxLinger, s.lastCommit))
 	for {
 		s.pmu.Lock()
 		n, closing := len(s.pend.enq), s.closing
@@ -296,9 +296,13 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, marks []markRef
 		return err
 	}
 	s.applyTxn(t)
-	// The callers a commit can expect: the most seen in one commit lately,
-	// fading by a tenth per commit when fewer come.
-	s.enqCallers = max(len(enq), s.enqCallers*9/10)
+	// The callers the next commit can expect: those this one answers (they
+	// come back) and those that arrived while it ran (they wait already) —
+	// the most seen lately, fading by a tenth per commit when fewer come.
+	s.pmu.Lock()
+	waiting := len(s.pend.enq)
+	s.pmu.Unlock()
+	s.enqCallers = max(len(enq)+waiting, s.enqCallers*9/10)
 	s.lastCommit = time.Since(t0)
 	s.wstats.commits.Add(1)
 	s.wstats.enqueued.Add(int64(t.change.Enqueued))
