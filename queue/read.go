@@ -98,16 +98,16 @@ type Page struct {
 	Next string
 }
 
-// ListOrder documents the order of each state's list: ready and running jobs
-// oldest first (the order they run in), scheduled and retrying jobs by due time,
-// done and dead jobs newest first.
+// maxListScan bounds the index entries one List call looks at.
 const maxListScan = 10_000
 
 // ErrBadCursor is returned by List when After is not a cursor it issued.
 var ErrBadCursor = fmt.Errorf("queue: bad cursor")
 
-// List returns a page of jobs. A page with a class filter scans at most
-// 10,000 entries; it may then come back short, with Next set to go on.
+// List returns a page of jobs: ready and running jobs oldest first (the order
+// they run in), scheduled and retrying jobs by due time, done and dead jobs
+// newest first. A page with a filter scans at most 10,000 entries; it may then
+// come back short, with Next set to go on.
 func (s *Store) List(f ListFilter) (Page, error) {
 	if f.State == 0 || int(f.State) >= numStates {
 		return Page{}, fmt.Errorf("queue: list needs a state")

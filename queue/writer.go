@@ -325,14 +325,12 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, marks []markRef
 // queues has ready jobs, so that a claim would find something.
 func (s *Store) claimable(consumers []*Consumer) bool {
 	for _, c := range consumers {
-		if !c.accepting() || c.inflight.Load() >= int64(c.concurrency+c.maxPrefetch) {
+		if !c.accepting() || c.inflight.Load() >= int64(c.target()) {
 			continue
 		}
 		for _, name := range c.queueNames {
 			if q := s.queues[name]; q != nil && !q.paused && q.counts[StateReady] > 0 {
-				if c.inflight.Load() < int64(c.target()) {
-					return true
-				}
+				return true
 			}
 		}
 	}
