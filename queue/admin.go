@@ -90,12 +90,16 @@ func (s *Store) Clear(ctx context.Context, name string) (int, error) {
 	}
 }
 
-// deleteJob removes a job's record and frees its unique key; the caller has
-// already removed it from its state index.
+// deleteJob removes a job's record; the caller has already removed it from its
+// state index. An unfinished job's unique key is freed with it; a finished
+// job's key, held past its end (UniqueFor), stays until its window passes.
 func (t *txn) deleteJob(id uint64) error {
-	if j, err := t.loadRecord(id); err == nil {
-		if err := t.forgetUnique(j.UniqueKey, id); err != nil {
-			return err
+	if j, err := t.loadRecord(id); err == nil && j.UniqueKey != "" {
+		uv, ok := parseUnique(t.unique.Get([]byte(j.UniqueKey)))
+		if ok && uv.id == id && !uv.finished {
+			if err := t.forgetUnique(j.UniqueKey, id); err != nil {
+				return err
+			}
 		}
 	}
 	return t.jobs.Delete(u64(id))

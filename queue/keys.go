@@ -160,11 +160,13 @@ func parseDead(b []byte) (qid uint16, at int64, ok bool) {
 	return getQid(b), getI64(b[2:]), true
 }
 
-// uniqueVal: id(8) until(8) finished(1).
+// uniqueVal: id(8) until(8) flags(1): bit 0 the holder finished, bit 1 it
+// finished dead (so a duplicate can say how, even after retention removed it).
 type uniqueVal struct {
 	id       uint64
 	until    int64
 	finished bool
+	dead     bool
 }
 
 func (v uniqueVal) bytes() []byte {
@@ -172,7 +174,10 @@ func (v uniqueVal) bytes() []byte {
 	binary.BigEndian.PutUint64(b, v.id)
 	binary.BigEndian.PutUint64(b[8:], uint64(v.until))
 	if v.finished {
-		b[16] = 1
+		b[16] |= 1
+	}
+	if v.dead {
+		b[16] |= 2
 	}
 	return b
 }
@@ -181,7 +186,7 @@ func parseUnique(b []byte) (uniqueVal, bool) {
 	if len(b) != 17 {
 		return uniqueVal{}, false
 	}
-	return uniqueVal{id: getU64(b), until: getI64(b[8:]), finished: b[16]&1 != 0}, true
+	return uniqueVal{id: getU64(b), until: getI64(b[8:]), finished: b[16]&1 != 0, dead: b[16]&2 != 0}, true
 }
 
 func countKey(qid uint16, st State) []byte {

@@ -236,6 +236,33 @@ func TestUniqueKeys(t *testing.T) {
 	}
 }
 
+func TestRetentionKeepsAHeldUniqueKey(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.DoneLimit = 1 })
+	c := e.consumer("default")
+	held := e.enqueue(NewJob{UniqueKey: "tick", UniqueFor: time.Hour})
+	c.Ack(take(t, c))
+	e.enqueue(NewJob{})
+	c.Ack(take(t, c))
+	e.flush()
+	if res, err := e.s.Trim(context.Background()); err != nil || res.Done != 1 {
+		t.Fatalf("trim %+v %v", res, err)
+	}
+	if _, err := e.s.Get(held.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the held job's record should be trimmed: %v", err)
+	}
+	if r := e.enqueue(NewJob{UniqueKey: "tick"}); !r.Duplicate || r.ID != held.ID || r.State != StateDone {
+		t.Fatalf("the key was released by retention inside its window: %+v", r)
+	}
+	e.clock.Advance(time.Hour)
+	if res, _ := e.s.Trim(context.Background()); res.UniqueKeys != 1 {
+		t.Fatalf("expired key not trimmed: %+v", res)
+	}
+	if r := e.enqueue(NewJob{UniqueKey: "tick"}); r.Duplicate {
+		t.Fatalf("key held after its window: %+v", r)
+	}
+}
+
 func TestUniqueForExpiredKeyIsTakenOverWithoutTrim(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

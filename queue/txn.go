@@ -215,7 +215,7 @@ func (t *txn) putDead(j *Job, qid uint16) error {
 	t.delta(qid, StateDead, 1)
 	t.change.Dead++
 	t.change.touch(j.Queue)
-	return t.releaseUnique(j.UniqueKey, j.ID)
+	return t.releaseUnique(j.UniqueKey, j.ID, true)
 }
 
 func appendError(j *Job, ae AttemptError) {
@@ -237,7 +237,7 @@ func uniqueExpKey(until int64, key string) []byte {
 
 // releaseUnique frees the job's unique key, or, when the key must be held past the
 // job's end (UniqueFor), marks it finished and indexes it by expiry.
-func (t *txn) releaseUnique(key string, id uint64) error {
+func (t *txn) releaseUnique(key string, id uint64, dead bool) error {
 	if key == "" {
 		return nil
 	}
@@ -247,7 +247,7 @@ func (t *txn) releaseUnique(key string, id uint64) error {
 		return nil
 	}
 	if uv.until > t.nowNs {
-		uv.finished = true
+		uv.finished, uv.dead = true, dead
 		if err := t.uexp.Put(uniqueExpKey(uv.until, key), nil); err != nil {
 			return err
 		}
@@ -279,7 +279,14 @@ func (t *txn) enqueueOne(nj *NewJob) (Result, error) {
 		k := []byte(nj.UniqueKey)
 		if uv, ok := parseUnique(t.unique.Get(k)); ok {
 			if !uv.finished || uv.until > t.nowNs {
-				st, _ := t.stateOf(uv.id)
+				st, err := t.stateOf(uv.id)
+				if err != nil && uv.finished {
+					// Retention removed the holder; the key remembers how it ended.
+					st = StateDone
+					if uv.dead {
+						st = StateDead
+					}
+				}
 				return Result{ID: uv.id, State: st, Duplicate: true}, nil
 			}
 			if err := t.uexp.Delete(uniqueExpKey(uv.until, nj.UniqueKey)); err != nil {
@@ -387,7 +394,7 @@ func (t *txn) finish(f *finish) error {
 		t.delta(rv.qid, StateDone, 1)
 		t.processed++
 		t.change.Done++
-		return t.releaseUnique(f.job.UniqueKey, id)
+		return t.releaseUnique(f.job.UniqueKey, id, false)
 	case finRelease:
 		return t.putReady(rv.qid, id, t.nowNs, f.job.suspect)
 	}
