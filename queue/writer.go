@@ -155,25 +155,31 @@ func (s *Store) cycle() time.Duration {
 	var spare pending // the previous round's slices, handed back for reuse
 	for {
 		s.linger()
+		s.pmu.Lock()
+		p := s.pend
+		s.pend = pending{enq: spare.enq[:0], fin: spare.fin[:0], admin: spare.admin[:0]}
+		s.pmu.Unlock()
+
+		// The clock is read after taking the work: whatever was handed over
+		// after a clock change (a Flush, say) sees promotions as of that change.
 		now := s.now()
 		consumers := s.snapshotConsumers()
 		marks, markNeeded := collectMarks(consumers, now)
 		others := markNeeded || (!s.nextDue.IsZero() && !s.nextDue.After(now)) || s.claimable(consumers)
 
-		s.pmu.Lock()
-		p := s.pend
 		// Finished attempts wait for a commit with another reason (see ackLinger);
 		// operator actions and Flush want everything before them committed.
-		takeFin := len(p.fin) > 0 && (others || len(p.enq) > 0 || len(p.admin) > 0 ||
-			len(p.fin) >= ackBatch || time.Since(p.finSince) >= ackLinger)
-		s.pend = pending{enq: spare.enq[:0], admin: spare.admin[:0]}
-		if takeFin {
-			s.pend.fin = spare.fin[:0]
-		} else {
-			s.pend.fin, s.pend.finSince = p.fin, p.finSince
+		takeFin := others || len(p.enq) > 0 || len(p.admin) > 0 ||
+			len(p.fin) >= ackBatch || (len(p.fin) > 0 && time.Since(p.finSince) >= ackLinger)
+		if !takeFin && len(p.fin) > 0 {
+			// Hand them back, ahead of any that arrived meanwhile. Their array
+			// now belongs to the pending list, not to spare.
+			s.pmu.Lock()
+			s.pend.fin = append(p.fin, s.pend.fin...)
+			s.pend.finSince = p.finSince
+			s.pmu.Unlock()
 			p.fin = nil
 		}
-		s.pmu.Unlock()
 
 		did := len(p.enq) > 0 || len(p.fin) > 0 || others
 		var err error
