@@ -151,10 +151,10 @@ func writeEntry(w io.Writer, e Entry, known Known, now time.Time) int {
 		warn("only %d upcoming ticks could be computed", len(ticks))
 	}
 	if known.Class != nil && !known.Class(e.Class) {
-		warn("class %q is not known to this Conveyor; its runs will fail until a handler is registered", e.Class)
+		warn("class %q is not registered in this Conveyor; the entry will not enqueue until a handler is", e.Class)
 	}
 	if known.Queue != nil && e.Queue != "" && !known.Queue(e.Queue) {
-		warn("queue %q is not known to this Conveyor; no lane serves it", e.Queue)
+		warn("queue %q is not served by any lane of this Conveyor; the entry will not enqueue until one is", e.Queue)
 	}
 	for _, k := range e.Ignored {
 		warn("%s is a sidekiq-cron key that Conveyor ignores", k)

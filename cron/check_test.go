@@ -71,7 +71,7 @@ func TestCheckWarningsDoNotFail(t *testing.T) {
 	if ok := Check(strings.NewReader(src), knownSeed(), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), &out); !ok {
 		t.Errorf("warnings failed Check:\n%s", out.String())
 	}
-	for _, want := range []string{`class "Nobody" is not known`, `queue "nowhere" is not known`, "namespace is a sidekiq-cron key", "schedule ok: 1 entry valid, 0 entries invalid, 3 warnings"} {
+	for _, want := range []string{`class "Nobody" is not registered`, `queue "nowhere" is not served`, "namespace is a sidekiq-cron key", "schedule ok: 1 entry valid, 0 entries invalid, 3 warnings"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

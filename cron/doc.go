@@ -1,8 +1,8 @@
-// Package cron owns Conveyor's recurring schedule: reading it, and deciding
+// Package cron owns Conveyor's recurring schedule: reading it, deciding
 // from the schedule, the clock and the last fire which tick of an entry is
-// due. It does no I/O beyond reading a schedule file and knows nothing of
-// the queue or the database; the scheduler loop that enqueues ticks and
-// records fires is built on top of it.
+// due (Decide, a pure function), and running it (Scheduler): enqueueing
+// each tick into the queue, keeping each entry's history in SQLite, and
+// watching its own liveness.
 //
 // # The promise
 //
@@ -36,4 +36,43 @@
 //
 // Each entry has a missed-run policy: Skip (the default, sidekiq-cron's
 // behaviour) or RunOnce. Decide applies it; see its documentation.
+//
+// # The scheduler
+//
+// A Scheduler keeps every active entry in a heap by its next tick and
+// sleeps until the earliest one (or at most Options.Recheck, a minute by
+// default, so that a wall clock set forward or a resumed laptop is noticed:
+// Go's timers do not follow the wall clock). It wakes, calls Decide for
+// the entries that are due and for nothing else, enqueues all the ticks
+// that fire in one batch (queue.Store.EnqueueMany: one fsync) under their
+// TickKey with a UniqueFor longer than any tick of the entry can fire late,
+// and only then records the fires and the missed ranges in SQLite in one
+// transaction (data.RecordCronRuns). So:
+//
+//   - a crash before the enqueue is durable fires the tick after restart
+//     if its policy still allows it (or reports it missed);
+//   - a crash after the enqueue and before the record offers the tick
+//     again after restart, and the queue answers with the job that holds
+//     its unique key: it runs once;
+//   - a clock that jumps back fires nothing until it is past the last fire
+//     again; one that jumps forward is downtime (Decide reports the gap).
+//
+// History.Since is stored per entry: when the scheduler first saw it,
+// when it was last enabled (by the file or an operator), or when its cron
+// line changed; never the process start. An entry whose class is not
+// registered (or whose queue no lane serves) is shown as unavailable and
+// never enqueues, so no job waits for a handler that does not exist.
+// Operators enable, disable (persisted; it overrides the file) and enqueue
+// now through SetEnabled and EnqueueNow; Entries shows each entry with its
+// last fire, last job, next tick and missed ranges.
+//
+// # Liveness
+//
+// A watchdog goroutine judges the loop by what it sees it do: when work
+// has been due for Options.LateAfter (30 s by default) of its own
+// observation and the loop finished no pass, the scheduler is late; when
+// a due tick cannot be enqueued, or fires cannot be recorded, for
+// LateAfter, it is failing; when the loop is gone it is stopped. Health
+// reports the verdict (for readiness), and each change opens, adds to or
+// auto-resolves one "scheduler" issue in SQLite.
 package cron

@@ -14,6 +14,13 @@ import (
 	"testing/fstest"
 )
 
+// nextVersion is the version after the embedded migrations: the extra
+// scripts of these tests are named with it (nextName), so adding a migration
+// to data/migrations does not collide with them.
+var nextVersion = SchemaVersion() + 1
+
+func nextName(name string) string { return fmt.Sprintf("%04d_%s.sql", nextVersion, name) }
+
 // withMigration returns the embedded migrations plus extra scripts.
 func withMigration(extra map[string]string) fs.FS {
 	m := fstest.MapFS{}
@@ -87,21 +94,21 @@ func TestMigrationNamesChecked(t *testing.T) {
 func TestMigrationFailingHalfwayIsRolledBackAndRetried(t *testing.T) {
 	t.Parallel()
 	p := filepath.Join(t.TempDir(), "conveyor.db")
-	bad := withMigration(map[string]string{"0002_half.sql": `
+	bad := withMigration(map[string]string{nextName("half"): `
 		CREATE TABLE half_done (x INTEGER);
 		INSERT INTO half_done VALUES (1);
 		ALTER TABLE failures ADD COLUMN half_col TEXT;
 		INSERT INTO no_such_table VALUES (2);
 		CREATE TABLE never (y INTEGER);`})
 	_, err := open(t.Context(), p, Options{Logger: testLogger(t)}, bad)
-	if err == nil || !strings.Contains(err.Error(), "0002_half.sql") {
+	if err == nil || !strings.Contains(err.Error(), nextName("half")) {
 		t.Fatalf("open with a failing migration = %v, want an error naming it", err)
 	}
 	if tableExists(t, p, "half_done") {
 		t.Fatal("half of the failed migration was committed")
 	}
 
-	good := withMigration(map[string]string{"0002_half.sql": `
+	good := withMigration(map[string]string{nextName("half"): `
 		CREATE TABLE half_done (x INTEGER);
 		INSERT INTO half_done VALUES (1);
 		ALTER TABLE failures ADD COLUMN half_col TEXT;`})
@@ -110,8 +117,8 @@ func TestMigrationFailingHalfwayIsRolledBackAndRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	cleanupCheck(t, db)
-	if v := schemaVersion(t, db); v != 2 {
-		t.Fatalf("schema version = %d, want 2", v)
+	if v := schemaVersion(t, db); v != nextVersion {
+		t.Fatalf("schema version = %d, want %d", v, nextVersion)
 	}
 	var n int
 	if err := db.r.QueryRowContext(t.Context(), `SELECT count(*) FROM half_done`).Scan(&n); err != nil || n != 1 {
@@ -129,11 +136,11 @@ func crashChild() bool {
 		return false
 	}
 	beforeMigrationCommit = func(name string) {
-		if name == "0002_crash.sql" {
+		if name == nextName("crash") {
 			os.Exit(3) // no rollback, no close: the process just dies
 		}
 	}
-	_, err := open(context.Background(), p, Options{}, withMigration(map[string]string{"0002_crash.sql": crashScript}))
+	_, err := open(context.Background(), p, Options{}, withMigration(map[string]string{nextName("crash"): crashScript}))
 	fmt.Fprintf(os.Stderr, "child: open returned %v instead of dying at the commit boundary\n", err)
 	os.Exit(4)
 	return true
@@ -147,7 +154,7 @@ const crashScript = `
 func TestMigrationCrashBeforeCommit(t *testing.T) {
 	t.Parallel()
 	p := filepath.Join(t.TempDir(), "conveyor.db")
-	// Version 1 first, so that the crash hits only the second migration.
+	// The embedded migrations first, so that the crash hits only the extra one.
 	db, err := Open(t.Context(), p, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -168,8 +175,8 @@ func TestMigrationCrashBeforeCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := schemaVersion(t, db); v != 1 {
-		t.Fatalf("schema version after the crash = %d, want 1", v)
+	if v := schemaVersion(t, db); v != SchemaVersion() {
+		t.Fatalf("schema version after the crash = %d, want %d", v, SchemaVersion())
 	}
 	if tableExists(t, p, "crash_tbl") {
 		t.Fatal("the crashed migration's table survived")
@@ -180,7 +187,7 @@ func TestMigrationCrashBeforeCommit(t *testing.T) {
 	db.Close()
 
 	// Rerunning the migration now applies it whole.
-	db, err = open(t.Context(), p, Options{Logger: testLogger(t)}, withMigration(map[string]string{"0002_crash.sql": crashScript}))
+	db, err = open(t.Context(), p, Options{Logger: testLogger(t)}, withMigration(map[string]string{nextName("crash"): crashScript}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +201,7 @@ func TestMigrationCrashBeforeCommit(t *testing.T) {
 func TestSchemaNewerThanBinaryIsRefused(t *testing.T) {
 	t.Parallel()
 	p := filepath.Join(t.TempDir(), "conveyor.db")
-	newer := withMigration(map[string]string{"0002_future.sql": `CREATE TABLE future (x INTEGER);`})
+	newer := withMigration(map[string]string{nextName("future"): `CREATE TABLE future (x INTEGER);`})
 	db, err := open(t.Context(), p, Options{}, newer)
 	if err != nil {
 		t.Fatal(err)
@@ -206,10 +213,10 @@ func TestSchemaNewerThanBinaryIsRefused(t *testing.T) {
 
 	_, err = Open(t.Context(), p, Options{})
 	var se *SchemaError
-	if !errors.Is(err, ErrSchemaTooNew) || !errors.As(err, &se) || se.Version != 2 || se.Latest != SchemaVersion() {
+	if !errors.Is(err, ErrSchemaTooNew) || !errors.As(err, &se) || se.Version != nextVersion || se.Latest != SchemaVersion() {
 		t.Fatalf("Open of a newer database = %v, want a SchemaError wrapping ErrSchemaTooNew", err)
 	}
-	if !strings.Contains(err.Error(), "0002_future.sql") {
+	if !strings.Contains(err.Error(), nextName("future")) {
 		t.Errorf("error does not name the unknown migration: %v", err)
 	}
 }
@@ -217,7 +224,7 @@ func TestSchemaNewerThanBinaryIsRefused(t *testing.T) {
 func TestSchemaWithDifferentMigrationNameIsRefused(t *testing.T) {
 	t.Parallel()
 	p := filepath.Join(t.TempDir(), "conveyor.db")
-	db, err := open(t.Context(), p, Options{}, withMigration(map[string]string{"0002_mine.sql": `SELECT 1;`}))
+	db, err := open(t.Context(), p, Options{}, withMigration(map[string]string{nextName("mine"): `SELECT 1;`}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,9 +232,9 @@ func TestSchemaWithDifferentMigrationNameIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	_, err = open(t.Context(), p, Options{}, withMigration(map[string]string{"0002_theirs.sql": `SELECT 1;`}))
+	_, err = open(t.Context(), p, Options{}, withMigration(map[string]string{nextName("theirs"): `SELECT 1;`}))
 	var se *SchemaError
-	if !errors.As(err, &se) || se.Version != 2 {
-		t.Fatalf("open = %v, want a SchemaError for version 2", err)
+	if !errors.As(err, &se) || se.Version != nextVersion {
+		t.Fatalf("open = %v, want a SchemaError for version %d", err, nextVersion)
 	}
 }
