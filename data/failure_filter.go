@@ -159,6 +159,13 @@ func (t valueType) ops() []Op {
 	}
 }
 
+// Validate checks the filter as FindFailures does, without a database, and
+// returns the *FilterError FindFailures would return, or nil.
+func (ff FailureFilter) Validate() error {
+	_, err := ff.compile()
+	return err
+}
+
 // failureQuery is a compiled FailureFilter.
 type failureQuery struct {
 	where   []string // index-friendly conditions, unqualified columns

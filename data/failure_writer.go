@@ -28,6 +28,12 @@ type FailureWriterOptions struct {
 	// MaxPending bounds the in-memory queue (DefaultFailureMaxPending rows).
 	// Add drops — and counts — failures beyond it rather than block or grow.
 	MaxPending int
+	// MaxRate, when positive, is the most failures written per second: after
+	// each batch the writer pauses until the batch's share of a second has
+	// passed. It keeps a burst of failures from taking the CPU the jobs
+	// need (the failures wait in memory, up to MaxPending); Close cuts a
+	// pause short. Zero means as fast as the database takes them.
+	MaxRate int
 	// OnFlush, when set, is called by the writer goroutine after each batch
 	// commits, with the failures of that batch (IDs set). The failure
 	// pipeline upserts issues and publishes events from it. It must not call
@@ -73,6 +79,8 @@ type FailureWriter struct {
 	cancel context.CancelFunc // aborts the write in flight when Close gives up
 
 	onAbandon func() // test hook: Close gave up on the pending failures
+	// pause waits d or until stop is closed (a test hook replaces it).
+	pause func(d time.Duration, stop <-chan struct{})
 }
 
 // NewFailureWriter starts a writer on db. Close it to stop its goroutine.
@@ -86,6 +94,7 @@ func NewFailureWriter(db *DB, opts FailureWriterOptions) *FailureWriter {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultFailureMaxPending
 	}
+	opts.MaxRate = max(0, opts.MaxRate)
 	w := &FailureWriter{
 		db:       db,
 		opts:     opts,
@@ -95,6 +104,7 @@ func NewFailureWriter(db *DB, opts FailureWriterOptions) *FailureWriter {
 		now:      make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		exit:     make(chan struct{}),
+		pause:    sleepUnless,
 	}
 	// The writer goroutine outlives any caller's context: it is the root of
 	// its own, which Close cancels when its deadline passes.
@@ -273,7 +283,13 @@ func (w *FailureWriter) run() {
 		}
 		w.mu.Unlock()
 		if k > 0 {
+			start := time.Now()
 			w.write(batch)
+			if w.opts.MaxRate > 0 {
+				if d := time.Duration(k)*time.Second/time.Duration(w.opts.MaxRate) - time.Since(start); d > 0 {
+					w.pause(d, w.stop)
+				}
+			}
 		}
 	}
 }
@@ -307,6 +323,16 @@ func (w *FailureWriter) write(batch []*Failure) {
 	w.errs = append(w.errs, errs...)
 	w.signal()
 	w.mu.Unlock()
+}
+
+// sleepUnless waits d, or less when stop is closed.
+func sleepUnless(d time.Duration, stop <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-stop:
+	}
 }
 
 func classOf(f *Failure) string {

@@ -83,6 +83,9 @@ type IssueEvent struct {
 	Context     json.RawMessage // optional JSON; replaces last_context when At is the newest
 	At          time.Time       // when it happened; zero means now
 	Count       int             // occurrences this event stands for; 0 means 1
+	// First is the earliest of the occurrences the event stands for (when
+	// Count > 1); zero, or after At, means At.
+	First time.Time
 }
 
 // UpsertResult says what UpsertIssue did.
@@ -155,6 +158,10 @@ func (db *DB) UpsertIssue(ctx context.Context, ev IssueEvent) (*Issue, UpsertRes
 		at = db.nowUTC()
 	}
 	atMS := at.UnixMilli()
+	firstMS := atMS
+	if !ev.First.IsZero() && ev.First.Before(at) {
+		firstMS = ev.First.UnixMilli()
+	}
 	count := max(ev.Count, 1)
 	var ctxArg any
 	if len(ev.Context) > 0 {
@@ -177,7 +184,7 @@ func (db *DB) UpsertIssue(ctx context.Context, ev IssueEvent) (*Issue, UpsertRes
 			err = tx.QueryRowContext(ctx, `INSERT INTO issues
 				(fingerprint, source, kind, title, class, queue, occurrences, first_seen, last_seen, last_context, status)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open') RETURNING id`,
-				ev.Fingerprint, string(ev.Source), ev.Kind, ev.Title, ev.Class, ev.Queue, count, atMS, atMS, ctxArg).Scan(&id)
+				ev.Fingerprint, string(ev.Source), ev.Kind, ev.Title, ev.Class, ev.Queue, count, firstMS, atMS, ctxArg).Scan(&id)
 			if err != nil {
 				return err
 			}
@@ -200,7 +207,7 @@ func (db *DB) UpsertIssue(ctx context.Context, ev IssueEvent) (*Issue, UpsertRes
 				resolved_by    = NULL,
 				reopened_count = reopened_count + ?
 				WHERE id = ?`,
-				count, atMS, ev.Title, atMS, ev.Kind, ev.Kind, atMS, ctxArg, ctxArg, atMS, atMS,
+				count, atMS, ev.Title, atMS, ev.Kind, ev.Kind, atMS, ctxArg, ctxArg, firstMS, atMS,
 				boolInt(result == IssueReopened), id)
 			if err != nil {
 				return err

@@ -119,3 +119,32 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// FileReplicaURL is the file:// replica URL of directory dir (made absolute
+// against the working directory). Directories whose path litestream would
+// read back as another one (with %, spaces, ? or #) are refused.
+func FileReplicaURL(dir string) (string, error) {
+	abs, err := expandPath(dir)
+	if err != nil {
+		return "", &FieldError{Field: "replica directory", Reason: err.Error()}
+	}
+	u, err := fileURL(abs)
+	if err != nil {
+		return "", &FieldError{Field: "replica directory", Reason: err.Error()}
+	}
+	return u, nil
+}
+
+// ReplicaSnapshotDir is the directory of a file replica that holds the files
+// PutReplicaFile stores, or "" for other replicas.
+func ReplicaSnapshotDir(replicaURL string) string {
+	dir, err := replicaFileDir(replicaURL, "x")
+	if err != nil {
+		return ""
+	}
+	return dir
+}
+
+// RedactReplicaURL is a replica URL fit for logs and messages: without
+// credentials and without the query (which may carry keys).
+func RedactReplicaURL(replicaURL string) string { return redactURL(replicaURL) }

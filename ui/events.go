@@ -80,4 +80,3 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		}
 	}
 }
-

@@ -1,0 +1,400 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"conveyor/data"
+	"conveyor/ops"
+)
+
+// failureRig is a server with the failure pipeline's parts over a real
+// SQLite database beside the rig's store.
+type failureRig struct {
+	*rig
+	db      *data.DB
+	tracker *ops.Tracker
+}
+
+func newFailureRig(t *testing.T) *failureRig {
+	t.Helper()
+	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{ReadConns: 4, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.IntegrityCheck(context.WithoutCancel(t.Context())); err != nil {
+			t.Errorf("integrity: %v", err)
+		}
+		db.Close()
+	})
+	tracker, err := ops.NewTracker(ops.TrackerOptions{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tracker.Close)
+	r := newRig(t, rigOpts{cfg: func(c *Config) {
+		rt, err := ops.NewRetrier(ops.RetrierOptions{DB: db, Store: c.Store, Registry: c.Registry, Topology: c.Topology})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.FailuresConfig = FailuresConfig{FailuresDB: db, Retrier: rt, IssueTracker: tracker, RetryAllLimit: 3}
+	}})
+	return &failureRig{rig: r, db: db, tracker: tracker}
+}
+
+func (r *failureRig) insert(fs ...*data.Failure) {
+	r.t.Helper()
+	for _, f := range fs {
+		if f.Kind == "" {
+			f.Kind = data.KindTransient
+		}
+		if f.Queue == "" {
+			f.Queue = "default"
+		}
+	}
+	if err := r.db.InsertFailures(r.t.Context(), fs); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func TestParseTabulator(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		query string
+		want  data.FailureFilter
+	}{
+		{"", data.FailureFilter{Limit: 50}},
+		{"page=3&size=20&q=timeout+503", data.FailureFilter{Q: "timeout 503", Offset: 40, Limit: 20}},
+		{"sort[0][field]=class&sort[0][dir]=asc&sort[1][field]=occurred_at&sort[1][dir]=desc", data.FailureFilter{Limit: 50,
+			Sort: []data.SortKey{{Field: "class", Param: "sort[0][field]"}, {Field: "occurred_at", Desc: true, Param: "sort[1][field]"}}}},
+		{"filter[1][field]=kind&filter[1][type]=in&filter[1][value][]=transient&filter[1][value][]=runtime" +
+			"&filter[0][field]=class&filter[0][type]=like&filter[0][value]=Sync", data.FailureFilter{Limit: 50, Conds: []data.Cond{
+			{Field: "class", Op: data.OpLike, Value: "Sync", Param: "filter[0][value]"},
+			{Field: "kind", Op: data.OpIn, Value: []string{"transient", "runtime"}, Param: "filter[1][value]"}}}},
+		{"filter[0][field]=account_id&filter[0][value]=7", data.FailureFilter{Limit: 50, Conds: []data.Cond{
+			{Field: "account_id", Op: data.OpEq, Value: "7", Param: "filter[0][value]"}}}},
+		{"filter[0][field]=occurred_at&filter[0][type]=>=&filter[0][value]=2026-05-01", data.FailureFilter{Limit: 50, Conds: []data.Cond{
+			{Field: "occurred_at", Op: data.OpGe, Value: "2026-05-01", Param: "filter[0][value]"}}}},
+		{"filter[0][field]=class&filter[0][type]=in&filter[0][value][0]=A&filter[0][value][1]=B", data.FailureFilter{Limit: 50,
+			Conds: []data.Cond{{Field: "class", Op: data.OpIn, Value: []string{"A", "B"}, Param: "filter[0][value]"}}}},
+		{"filter[0][field]=class&filter[0][value]=x%27%3B+DROP+TABLE+failures%3B+--", data.FailureFilter{Limit: 50, Conds: []data.Cond{
+			{Field: "class", Op: data.OpEq, Value: "x'; DROP TABLE failures; --", Param: "filter[0][value]"}}}},
+	} {
+		q, err := url.ParseQuery(c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseTabulator(q)
+		if err != nil {
+			t.Errorf("%q: %v", c.query, err)
+			continue
+		}
+		// The list of an in may come in any order of its keys.
+		if !reflect.DeepEqual(got, c.want) && fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", c.query, got, c.want)
+		}
+	}
+}
+
+func TestParseTabulatorNamesTheParameter(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ query, param string }{
+		{"page=0", "page"},
+		{"page=x", "page"},
+		{"page=1&page=2", "page"},
+		{"size=1001", "size"},
+		{"limit=5", "limit"},
+		{"sort[0][field]=args", "sort[0][field]"},
+		{"sort[0][field]=error_message", "sort[0][field]"},
+		{"sort[0][field]=class&sort[0][dir]=sideways", "sort[0][dir]"},
+		{"sort[0][type]=x", "sort[0][type]"},
+		{"sort[9][field]=class", "sort[9][field]"},
+		{"filter[0][field]=backtrace&filter[0][value]=x", "filter[0][field]"},
+		{"filter[0][field]=class&filter[0][type]=regex&filter[0][value]=.*", "filter[0][type]"},
+		{"filter[0][field]=occurred_at&filter[0][type]==&filter[0][value]=1", "filter[0][type]"},
+		{"filter[0][field]=class&filter[0][type]==", "filter[0][value]"},
+		{"filter[0][field]=account_id&filter[0][value]=seven", "filter[0][value]"},
+		{"filter[0][field]=kind&filter[0][value]=weird", "filter[0][value]"},
+		{"filter[0][field]=retryable&filter[0][value]=maybe", "filter[0][value]"},
+		{"filter[0][field]=class&filter[0][value][]=a&filter[0][value][]=b", "filter[0][value]"},
+		{"filter[0][field]=class&filter[0][type]=in&filter[0][value]=a&filter[0][value][]=b", "filter[0][value][]"},
+		{"filter[0][dir]=asc", "filter[0][dir]"},
+		{"filter[99][field]=class", "filter[99][field]"},
+		{"filter[0][field][x]=class", "filter[0][field][x]"},
+		{"q=" + strings.Repeat("w+", 9), "q"},
+	} {
+		q, err := url.ParseQuery(c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = parseTabulator(q)
+		var fe *fieldError
+		if !errors.As(err, &fe) || fe.Field != c.param || !errors.Is(err, errMalformed) {
+			t.Errorf("%q: %v, want a 400 naming %s", c.query, err, c.param)
+		}
+	}
+}
+
+// FuzzParseTabulator: whatever the query, parseTabulator does not panic, and
+// either refuses it with a 400 that names a parameter of the query, or gives
+// a filter the store accepts.
+func FuzzParseTabulator(f *testing.F) {
+	for _, seed := range []string{
+		"", "page=2&size=10", "q=timeout", "sort[0][field]=class&sort[0][dir]=desc",
+		"filter[0][field]=kind&filter[0][type]=in&filter[0][value][]=transient",
+		"filter[0][field]=occurred_at&filter[0][type]=<&filter[0][value]=2026-05-01T00:00:00Z",
+		"filter[0][field]=job_id&filter[0][value]=18446744073709551615",
+		"filter[0][field]=retryable&filter[0][value]=true", "filter[0][field]=class&filter[0][value]=%00",
+		"filter[0][field]=error_message&filter[0][type]=like&filter[0][value]=%25_", "page=999999&size=1000",
+		"sort[0][field]=id&sort[0][field]=id", "filter[00][field]=class&filter[0][value]=x", "q=%ff%fe",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		ff, err := parseTabulator(q)
+		if err != nil {
+			status, field, msg := classify(err)
+			if status != http.StatusBadRequest || msg == "" {
+				t.Fatalf("%q: %v maps to %d %q %q", raw, err, status, field, msg)
+			}
+			if _, ok := q[field]; !ok && !strings.HasPrefix(field, "filter[") && !strings.HasPrefix(field, "sort[") {
+				t.Fatalf("%q: the error names %q, which is not in the query", raw, field)
+			}
+			return
+		}
+		if err := ff.Validate(); err != nil {
+			t.Fatalf("%q: accepted a filter the store refuses: %v", raw, err)
+		}
+		if ff.Limit < 1 || ff.Limit > data.MaxFailureLimit || ff.Offset < 0 {
+			t.Fatalf("%q: page %d+%d", raw, ff.Offset, ff.Limit)
+		}
+	})
+}
+
+// goldenFailures are failures as the store returns them, for the goldens.
+var goldenFailures = []*data.Failure{
+	{ID: 41, JobID: 1207, Class: "ProfileRefreshJob", Queue: "profiles", Kind: data.KindTransient, Retryable: true,
+		ErrorClass: "bridge.StatusError", ErrorMessage: "503 from bridge: <html>Service Unavailable</html> " + strings.Repeat("x", 400),
+		Args: json.RawMessage(`{"profile_id":12,"note":"<b>hi</b>"}`), Backtrace: "*fmt.wrapError: fetch: 503\n*bridge.StatusError: 503",
+		AccountID: 7, ProfileID: 12, Attempt: 3, OccurredAt: t0.Add(1340 * time.Millisecond), Fingerprint: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+		Retry: data.RetryState{Status: data.RetryQueued, Attempts: 1, LastRetriedAt: t0.Add(time.Hour), JobID: 1207}},
+	{ID: 42, JobID: 1300, Class: "AvatarDownloadJob", Queue: "avatars", Kind: data.KindAuthentication,
+		ErrorClass: "Error", ErrorMessage: "session expired", PipelineID: 5, Step: "download", Attempt: 1,
+		OccurredAt: t0, Fingerprint: "aa", Retry: data.RetryState{Status: data.RetryRefused, Reason: "authentication failures are never retried"},
+		Args: json.RawMessage(`{"truncated_by_conveyor":true,"bytes":70000,"prefix":"{\"blob\":\"aaaa"}`)},
+}
+
+func TestFailureViewGolden(t *testing.T) {
+	t.Parallel()
+	golden(t, "failures_list_item", failureView(goldenFailures[0], false))
+	golden(t, "failures_detail", failureView(goldenFailures[0], true))
+	golden(t, "failures_detail_refused", failureView(goldenFailures[1], true))
+	for _, f := range goldenFailures {
+		for _, detail := range []bool{false, true} {
+			if strings.Contains(string(mustJSON(t, failureView(f, detail))), "<") {
+				t.Error("the view's JSON holds an unescaped <")
+			}
+		}
+	}
+	golden(t, "failures_issue", issueView(&data.Issue{ID: 3, Fingerprint: "0f1e", Source: data.SourceJobFailure, Kind: "transient",
+		Title: "bridge.StatusError in ProfileRefreshJob: 503 from bridge", Class: "ProfileRefreshJob", Queue: "profiles",
+		Occurrences: 17, FirstSeen: t0, LastSeen: t0.Add(time.Hour), LastContext: json.RawMessage(`{"failure_id":41}`),
+		Status: data.IssueResolved, ResolvedAt: t0.Add(2 * time.Hour), ResolvedBy: data.ResolvedByOperator, ReopenedCount: 1}))
+	golden(t, "failures_issue_open", issueView(&data.Issue{ID: 4, Fingerprint: "9a", Source: data.SourceQueueHealth, Kind: "latency",
+		Title: "Queue sync is degraded", Queue: "sync", Occurrences: 1, FirstSeen: t0, LastSeen: t0, Status: data.IssueOpen}))
+}
+
+func TestListFailuresAPI(t *testing.T) {
+	t.Parallel()
+	r := newFailureRig(t)
+	base := time.Now().UTC().Truncate(time.Millisecond)
+	for i := range 7 {
+		r.insert(&data.Failure{JobID: uint64(100 + i), Class: []string{"SyncJob", "MailJob"}[i%2], Queue: "sync",
+			ErrorClass: "Error", ErrorMessage: fmt.Sprintf("upstream %d refused", i), Retryable: true,
+			OccurredAt: base.Add(time.Duration(i) * time.Second), Args: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
+	}
+	page := into[failurePageJSON](t, r.call("GET", "/api/v1/failures?size=3&page=2&filter[0][field]=class&filter[0][value]=SyncJob", ""), http.StatusOK)
+	if page.Total != 4 || page.LastPage != 2 || len(page.Data) != 1 || page.Data[0].JobID != 100 {
+		t.Errorf("page %+v", page)
+	}
+	page = into[failurePageJSON](t, r.call("GET", "/api/v1/failures?sort[0][field]=id&sort[0][dir]=asc&q=upstream+5", ""), http.StatusOK)
+	if page.Total != 1 || page.Data[0].JobID != 105 || page.Data[0].Args != nil || page.Data[0].Backtrace != nil {
+		t.Errorf("search %+v", page)
+	}
+	page = into[failurePageJSON](t, r.call("GET", "/api/v1/failures?q=%22n%22:3", ""), http.StatusOK)
+	if page.Total != 1 || page.Data[0].JobID != 103 {
+		t.Errorf("search in args %+v", page)
+	}
+	// A value is a value, never SQL.
+	inj := url.Values{"filter[0][field]": {"class"}, "filter[0][value]": {"x' OR '1'='1"}}
+	page = into[failurePageJSON](t, r.call("GET", "/api/v1/failures?"+inj.Encode(), ""), http.StatusOK)
+	if page.Total != 0 || len(page.Data) != 0 || page.LastPage != 1 {
+		t.Errorf("injection %+v", page)
+	}
+	wantError(t, r.call("GET", "/api/v1/failures?filter[0][field]=password&filter[0][value]=x", ""), http.StatusBadRequest, "filter[0][field]")
+	wantError(t, r.call("GET", "/api/v1/failures?order=id", ""), http.StatusBadRequest, "order")
+
+	detail := into[failureJSON](t, r.call("GET", "/api/v1/failures/1", ""), http.StatusOK)
+	if detail.ID != 1 || string(detail.Args) != `{"n":0}` || detail.Backtrace == nil || detail.ArgsTruncated == nil || *detail.ArgsTruncated {
+		t.Errorf("detail %+v", detail)
+	}
+	wantError(t, r.call("GET", "/api/v1/failures/999", ""), http.StatusNotFound, "id")
+	wantError(t, r.call("GET", "/api/v1/failures/abc", ""), http.StatusBadRequest, "id")
+}
+
+func TestRetryFailureAPI(t *testing.T) {
+	t.Parallel()
+	r := newFailureRig(t)
+	now := time.Now()
+	r.insert(
+		&data.Failure{JobID: 9001, Class: "NoopJob", Retryable: true, ErrorMessage: "down", OccurredAt: now},
+		&data.Failure{JobID: 9002, Class: "NoopJob", Kind: data.KindAuthentication, ErrorMessage: "down", OccurredAt: now},
+	)
+	ok := into[retriedJSON](t, r.call("POST", "/api/v1/failures/1/retry", ""), http.StatusOK)
+	if ok.FailureID != 1 || ok.Status != "queued" || ok.JobID == 0 || ok.Revived || ok.Attempts != 1 {
+		t.Errorf("retry %+v", ok)
+	}
+	if j, err := r.store.Get(ok.JobID); err != nil || j.Class != "NoopJob" || j.Context[ops.CtxRetryOf] != "1" {
+		t.Errorf("retry job %+v %v", j, err)
+	}
+	for _, c := range []struct {
+		id     int
+		reason ops.RefusalReason
+	}{{1, ops.RefusedAlreadyRetried}, {2, ops.RefusedAuthentication}} {
+		rp := r.call("POST", fmt.Sprintf("/api/v1/failures/%d/retry", c.id), "")
+		ref := into[refusedJSON](t, rp, http.StatusConflict)
+		if ref.Reason != string(c.reason) || ref.Field != "id" || !strings.HasPrefix(ref.Error, "retry refused: ") {
+			t.Errorf("failure %d: %+v", c.id, ref)
+		}
+	}
+	wantError(t, r.call("POST", "/api/v1/failures/77/retry", ""), http.StatusNotFound, "id")
+	wantError(t, r.call("POST", "/api/v1/failures/x/retry", ""), http.StatusBadRequest, "id")
+}
+
+func TestRetryMatchingAPI(t *testing.T) {
+	t.Parallel()
+	r := newFailureRig(t)
+	now := time.Now()
+	for i := range 4 {
+		r.insert(&data.Failure{JobID: uint64(7000 + i), Class: "NoopJob", Retryable: true, ErrorMessage: "api down", OccurredAt: now})
+	}
+	r.insert(&data.Failure{JobID: 7100, Class: "NoopJob", Kind: data.KindAuthentication, ErrorMessage: "api down", OccurredAt: now})
+	r.insert(&data.Failure{JobID: 7101, Class: "SleepJob", Retryable: true, ErrorMessage: "api down", OccurredAt: now})
+
+	filter := "filter[0][field]=class&filter[0][value]=NoopJob&q=api&page=1&size=10&sort[0][field]=id"
+	res := into[retryAllJSON](t, r.call("POST", "/api/v1/failures/retry?"+filter, ""), http.StatusOK)
+	if res.Examined != 3 || res.Queued != 3 || !res.More || res.Next != 3 {
+		t.Errorf("first request %+v", res)
+	}
+	// Continue, with the parameters in a form body this time.
+	req, _ := http.NewRequest("POST", r.ts.URL+"/api/v1/failures/retry", strings.NewReader(filter+"&after_id=3"))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res = into[retryAllJSON](t, r.do(req), http.StatusOK)
+	if res.Examined != 2 || res.Queued != 1 || res.Refused != 1 || res.Reasons["authentication"] != 1 || res.More {
+		t.Errorf("second request %+v", res)
+	}
+	wantError(t, r.call("POST", "/api/v1/failures/retry?after_id=-4", ""), http.StatusBadRequest, "after_id")
+	wantError(t, r.call("POST", "/api/v1/failures/retry?filter[0][field]=nope&filter[0][value]=1", ""), http.StatusBadRequest, "filter[0][field]")
+}
+
+func TestIssuesAPI(t *testing.T) {
+	t.Parallel()
+	r := newFailureRig(t)
+	ctx := t.Context()
+	for _, p := range []ops.Problem{
+		{Source: data.SourceQueueHealth, Subject: "sync", Kind: "latency", Title: "Queue sync is slow", Queue: "sync"},
+		{Source: data.SourceAIOutage, Subject: "local_ai", Kind: "down", Title: "Local AI is down"},
+	} {
+		if _, _, err := r.tracker.Raise(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := into[issuePageJSON](t, r.call("GET", "/api/v1/issues", ""), http.StatusOK)
+	if page.Total != 2 || len(page.Data) != 2 || page.LastPage != 1 {
+		t.Fatalf("issues %+v", page)
+	}
+	page = into[issuePageJSON](t, r.call("GET", "/api/v1/issues?source=queue_health&status=open&size=1", ""), http.StatusOK)
+	if page.Total != 1 || page.Data[0].Queue != "sync" {
+		t.Fatalf("filtered issues %+v", page)
+	}
+	id := page.Data[0].ID
+	res := into[issueJSON](t, r.call("POST", fmt.Sprintf("/api/v1/issues/%d/resolve", id), ""), http.StatusOK)
+	if res.Status != "resolved" || res.ResolvedBy == nil || *res.ResolvedBy != "operator" {
+		t.Errorf("resolved %+v", res)
+	}
+	page = into[issuePageJSON](t, r.call("GET", "/api/v1/issues?status=resolved", ""), http.StatusOK)
+	if page.Total != 1 || page.Data[0].ID != id {
+		t.Errorf("resolved issues %+v", page)
+	}
+	wantError(t, r.call("GET", "/api/v1/issues?status=closed", ""), http.StatusBadRequest, "status")
+	wantError(t, r.call("GET", "/api/v1/issues?source=x", ""), http.StatusBadRequest, "source")
+	wantError(t, r.call("GET", "/api/v1/issues?sort=id", ""), http.StatusBadRequest, "sort")
+	wantError(t, r.call("POST", "/api/v1/issues/999/resolve", ""), http.StatusNotFound, "id")
+}
+
+func TestFailuresNotConfigured(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOpts{})
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/v1/failures"}, {"GET", "/api/v1/failures/1"}, {"POST", "/api/v1/failures/1/retry"},
+		{"POST", "/api/v1/failures/retry"}, {"GET", "/api/v1/issues"}, {"POST", "/api/v1/issues/1/resolve"},
+	} {
+		wantError(t, r.call(c.method, c.path, ""), http.StatusServiceUnavailable, "")
+	}
+}
+
+func TestFailureContractRoutes(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOpts{})
+	have := map[string]bool{}
+	for _, rt := range r.srv.Routes() {
+		have[rt.Method+" "+rt.Path] = true
+	}
+	for _, want := range []string{"GET /api/v1/failures", "GET /api/v1/failures/:id", "POST /api/v1/failures/:id/retry",
+		"POST /api/v1/failures/retry", "GET /api/v1/issues", "POST /api/v1/issues/:id/resolve"} {
+		if !have[want] {
+			t.Errorf("route table lacks %s", want)
+		}
+	}
+}
+
+// FuzzParseIssueQuery: the issues list's parameters never panic the parser,
+// and what it accepts is a valid page.
+func FuzzParseIssueQuery(f *testing.F) {
+	for _, seed := range []string{"", "status=open", "source=queue_health&page=2&size=10", "status=closed", "size=0",
+		"page=1000000&size=1000", "sort=id", "status=open&status=resolved"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		is, err := parseIssueQuery(q)
+		if err != nil {
+			if status, _, _ := classify(err); status != http.StatusBadRequest {
+				t.Fatalf("%q: %v maps to %d", raw, err, status)
+			}
+			return
+		}
+		if is.Limit < 1 || is.Limit > 1000 || is.Offset < 0 || (is.Status != "" && is.Status != data.IssueOpen && is.Status != data.IssueResolved) ||
+			(is.Source != "" && !is.Source.Valid()) {
+			t.Fatalf("%q: accepted %+v", raw, is)
+		}
+	})
+}
