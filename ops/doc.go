@@ -3,8 +3,13 @@
 // the local AI services that the AI lanes depend on are checked, started and
 // stopped.
 //
-// This package does not import other Conveyor packages for these parts; the
-// queue, the lanes, the SQLite repositories and the command line build on it.
+// Classification, fingerprints, the broadcaster and the supervisor import no
+// other Conveyor package. The parts that act on jobs and their records build
+// on conveyor/queue, conveyor/lanes and conveyor/data (none of which imports
+// ops): failure capture ([Capture], a lanes middleware feeding SQLite in
+// batches), the issue tracker ([Tracker]), failure retries ([Retrier], with
+// RetryFailedBackgroundJobsJob), the queue-health check ([QueueHealth],
+// CheckQueueHealthJob) and the AI health state ([AIHealth]).
 //
 // # Failure classification
 //
@@ -39,5 +44,18 @@
 // guardrail ([Supervisor.Ensure]) and the start/stop control behind
 // `conveyor ai …`. It records what it started in the data directory and
 // stops only what that record proves Conveyor started: it never signals a
-// process it did not start.
+// process it did not start. [Supervisor.Release], serve's stop, narrows
+// that to what the calling process itself started.
+//
+// # AI health
+//
+// An [AIHealth] holds the local AI services' latest health ([AIState]) for
+// everything that depends on it: the gates of the AI lanes (held closed
+// while the services are down, so AI jobs wait instead of failing),
+// /readyz, `conveyor health` and the continuous-processing coordinator. It
+// is fed by the scheduled check job ([AIHealthJob],
+// CheckAiMicroserviceHealthJob), by [AIHealth.Watch] and by the start-up
+// guardrail; it records each reported check in SQLite and keeps one
+// AI-outage issue per failing service ([AIOutageFingerprint]), opened on
+// failure and resolved when the service is healthy again.
 package ops

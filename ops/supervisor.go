@@ -180,6 +180,12 @@ type Status struct {
 	Mode    RunMode   `json:"mode,omitempty"`
 	Command string    `json:"command,omitempty"`
 	Since   time.Time `json:"since,omitzero"`
+	// OwnerPID is the Conveyor process that ran the start command (serve,
+	// or `conveyor ai start`); Release stops only from that process.
+	OwnerPID int `json:"owner_pid,omitempty"`
+	// Ignored says why an ownership record proves nothing (stale or
+	// unreadable); Note says it too.
+	Ignored string `json:"ignored_record,omitempty"`
 }
 
 // Supervisor checks, starts and stops the local AI services, and stops only
@@ -346,6 +352,39 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 	return s.stop(ctx, rec, p)
 }
 
+// Release is serve's stop: it stops the services only if this very
+// process started them (the ownership record names it as the owner). It
+// returns ErrNotOwned, and touches nothing, when no valid record exists or
+// when another Conveyor process started them (an earlier serve, or
+// `conveyor ai start`); Stop, for `conveyor ai stop`, takes any valid
+// record.
+func (s *Supervisor) Release(ctx context.Context) error {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, p, ok := s.loadOwned()
+	if !ok {
+		return ErrNotOwned
+	}
+	if !ownedBySelf(rec) {
+		return fmt.Errorf("%w: Conveyor process %d started them, not this one (pid %d)", ErrNotOwned, rec.OwnerPID, os.Getpid())
+	}
+	return s.stop(ctx, rec, p)
+}
+
+// ownedBySelf reports whether rec names this process as its owner.
+func ownedBySelf(rec ownerRecord) bool {
+	if rec.OwnerPID != os.Getpid() {
+		return false
+	}
+	self, err := readProcStat(os.Getpid())
+	return err != nil || rec.OwnerStartTicks == 0 || self.startTicks == rec.OwnerStartTicks
+}
+
 // Restart stops the services Conveyor started and starts them again. When
 // they are healthy but not Conveyor's, it returns ErrNotOwned and touches
 // nothing; when they are down and not Conveyor's, it starts them.
@@ -384,12 +423,15 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		st.Note = joinNote(st.Note, "unreadable ownership record: "+err.Error())
+		st.Ignored = "unreadable ownership record: " + err.Error()
+		st.Note = joinNote(st.Note, st.Ignored)
 	default:
 		if p, why := s.prove(rec); p != proofNone {
 			st.Owned, st.PID, st.PGID, st.Mode, st.Command, st.Since = true, rec.PID, rec.PGID, rec.Mode, rec.Command, rec.StartedAt
+			st.OwnerPID = rec.OwnerPID
 		} else {
-			st.Note = joinNote(st.Note, "stale ownership record ignored: "+why)
+			st.Ignored = "stale ownership record ignored: " + why
+			st.Note = joinNote(st.Note, st.Ignored)
 		}
 	}
 	return st
@@ -567,6 +609,13 @@ func (s *Supervisor) waitHealthy(ctx context.Context, ch *child) ([]HealthResult
 		case <-waitCtx.Done():
 			if ctx.Err() != nil {
 				return results, ctx.Err()
+			}
+			// The deadline may have cut the last check short ("no answer
+			// within 0s"): check once more, so that the message says what
+			// each service answers.
+			results = s.Check(ctx)
+			if AllHealthy(results) {
+				return results, nil
 			}
 			return results, ErrStartTimeout
 		}
