@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"conveyor/lanes"
+	"conveyor/ops"
 	"conveyor/queue"
 	"conveyor/ui"
 )
@@ -28,31 +29,54 @@ const (
 )
 
 // app is the wired appliance: what `serve` runs and what end-to-end tests and
-// `bench` build too.
+// `bench` build too. The parts each feature adds live in their own files
+// (app_failures.go, app_schedule.go, app_localai.go) behind the hooks called
+// below, in this order:
+//
+//	newApp: token, queue store, broadcaster
+//	        → openFailures (SQLite, replication, failure capture, job classes)
+//	        → openSchedule (the recurring schedule; needs every class registered)
+//	        → lanes pool (with the middleware and retry policy gathered above)
+//	        → openLocalAI (start-up guardrail; gates of the AI lanes)
+//	        → listener and HTTP server (each feature adds its UI config)
+//	start:  lanes → startFailures → startSchedule → startLocalAI → HTTP
+//	stop:   HTTP → stopSchedule → lanes drain → stopLocalAI → closeFailures → store
 type app struct {
 	st      settings
 	log     *slog.Logger
+	getenv  func(string) string
 	store   *queue.Store
 	reg     *lanes.Registry
 	pool    *lanes.Pool
+	bus     *ops.Broadcaster
 	web     *ui.Server
 	http    *http.Server
 	ln      net.Listener
 	token   string
 	execLog *lanes.ExecLog
 	served  chan error
+
+	// Gathered from the features before the pool is built.
+	middleware []lanes.Middleware
+	retryable  func(error) bool
+	// Readiness checks contributed by the features, for /readyz.
+	ready []func(ctx context.Context) []ui.Check
+
+	failures failuresPart
+	schedule schedulePart
+	localAI  localAIPart
 }
 
 // newApp opens the store, builds the lanes and the HTTP server and binds the
 // listener; start starts the work. On error everything opened is closed.
-func newApp(st settings, log *slog.Logger, tokenOut io.Writer, getenv func(string) string) (a *app, err error) {
-	a = &app{st: st, log: log, served: make(chan error, 1)}
-	defer func() {
+func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writer, getenv func(string) string) (a *app, err error) {
+	a = &app{st: st, log: log, getenv: getenv, served: make(chan error, 1)}
+	defer func(built *app) {
+		// built, not a: "return nil, err" has already set a to nil here.
 		if err != nil {
-			a.close()
-			a = nil
+			built.close(context.WithoutCancel(ctx))
 		}
-	}()
+	}(a)
 	if err := os.MkdirAll(st.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -64,11 +88,22 @@ func newApp(st settings, log *slog.Logger, tokenOut io.Writer, getenv func(strin
 	if a.store, err = queue.Open(filepath.Join(st.DataDir, queueFile), qopts); err != nil {
 		return nil, err
 	}
+	a.bus = ops.NewBroadcaster(ops.BroadcasterOptions{Logger: log.With("part", "broadcast")})
 	a.reg = lanes.NewRegistry()
 	if err := lanes.RegisterBuiltins(a.reg); err != nil {
 		return nil, err
 	}
-	popts := lanes.Options{ShutdownTimeout: st.ShutdownTimeout, Logger: log.With("part", "lanes")}
+	if err := a.openFailures(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.registerLocalAIJobs(); err != nil {
+		return nil, err
+	}
+	if err := a.openSchedule(ctx); err != nil {
+		return nil, err
+	}
+	popts := lanes.Options{ShutdownTimeout: st.ShutdownTimeout, Logger: log.With("part", "lanes"),
+		Middleware: a.middleware, Retryable: a.retryable}
 	if st.ExecLog != "" {
 		if a.execLog, err = lanes.OpenExecLog(st.ExecLog); err != nil {
 			return nil, err
@@ -78,15 +113,22 @@ func newApp(st settings, log *slog.Logger, tokenOut io.Writer, getenv func(strin
 	if a.pool, err = lanes.New(a.store, a.reg, st.Topology, popts); err != nil {
 		return nil, err
 	}
+	if err := a.openLocalAI(ctx); err != nil {
+		return nil, err
+	}
 	if a.ln, err = net.Listen("tcp", st.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", st.Listen, err)
 	}
-	a.web, err = ui.New(ui.Config{
+	cfg := ui.Config{
 		Store: a.store, Registry: a.reg, Topology: st.Topology, Pool: a.pool, Token: a.token,
 		AllowedHosts: ui.HostsFor(a.ln.Addr().String()), Logger: log.With("part", "http"),
 		MaxBodyBytes: int64(a.store.MaxArgsBytes()) + 64<<10,
-	})
-	if err != nil {
+		Ready:        a.readyChecks,
+		Events:       a.bus,
+	}
+	a.failuresUI(&cfg)
+	a.scheduleUI(&cfg)
+	if a.web, err = ui.New(cfg); err != nil {
 		return nil, err
 	}
 	// No WriteTimeout: server-sent event streams stay open.
@@ -95,15 +137,46 @@ func newApp(st settings, log *slog.Logger, tokenOut io.Writer, getenv func(strin
 	return a, nil
 }
 
-// start starts the lanes and the HTTP server.
-func (a *app) start() error {
+// readyChecks gathers the features' readiness checks for /readyz.
+func (a *app) readyChecks(ctx context.Context) []ui.Check {
+	var out []ui.Check
+	for _, f := range a.ready {
+		out = append(out, f(ctx)...)
+	}
+	return out
+}
+
+// start starts the lanes, the features' loops and the HTTP server.
+func (a *app) start(ctx context.Context) error {
 	if err := a.pool.Start(); err != nil {
 		return err
 	}
+	if err := a.startFailures(ctx); err != nil {
+		return err
+	}
+	if err := a.startSchedule(ctx); err != nil {
+		return err
+	}
+	if err := a.startLocalAI(ctx); err != nil {
+		return err
+	}
+	a.forwardChanges()
 	go func() { a.served <- a.http.Serve(a.ln) }()
 	a.log.Info("conveyor is serving", "addr", "http://"+a.ln.Addr().String(), "data", a.st.DataDir,
 		"lanes", len(a.st.Topology.Lanes), "workers", a.st.Topology.Workers())
 	return nil
+}
+
+// forwardChanges turns the queue's change notifications into the
+// broadcaster's topics (coalesced there) until the store closes.
+func (a *app) forwardChanges() {
+	sub := a.store.Subscribe()
+	go func() {
+		for range sub.C {
+			a.bus.Publish(ops.TopicJobs)
+			a.bus.Publish(ops.TopicMetrics)
+		}
+	}()
 }
 
 // addr is the address the server listens on.
@@ -111,7 +184,7 @@ func (a *app) addr() string { return a.ln.Addr().String() }
 
 // stop shuts down gracefully: the HTTP server stops taking requests and
 // finishes those in flight (an enqueue that was accepted is committed), the
-// lanes drain, and the store closes.
+// schedule stops firing, the lanes drain, and the storage closes.
 func (a *app) stop(ctx context.Context) error {
 	var errs []error
 	if a.http != nil {
@@ -121,20 +194,23 @@ func (a *app) stop(ctx context.Context) error {
 		}
 		cancel()
 	}
+	errs = append(errs, a.stopSchedule(ctx))
 	if a.pool != nil {
-		if err := a.pool.Stop(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, a.pool.Stop(ctx))
 	}
-	errs = append(errs, a.close())
+	errs = append(errs, a.close(ctx))
 	return errors.Join(errs...)
 }
 
-// close releases what newApp opened.
-func (a *app) close() error {
+// close releases what newApp opened, in reverse order.
+func (a *app) close(ctx context.Context) error {
 	var errs []error
 	if a.ln != nil {
 		a.ln.Close()
+	}
+	errs = append(errs, a.stopLocalAI(ctx), a.closeFailures(ctx))
+	if a.bus != nil {
+		a.bus.Close()
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())

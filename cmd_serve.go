@@ -19,11 +19,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	log := newLogger(st.LogFormat, st.LogLevel, stderr)
-	a, err := newApp(st, log, stdout, getenv)
+	a, err := newApp(ctx, st, log, stdout, getenv)
 	if err != nil {
 		return err
 	}
-	if err := a.start(); err != nil {
+	if err := a.start(ctx); err != nil {
 		a.stop(context.Background())
 		return err
 	}

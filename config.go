@@ -36,6 +36,11 @@ type settings struct {
 	ShutdownTimeout time.Duration
 	Topology        lanes.Topology
 	Queue           queue.Options
+
+	// The features' own settings (app_failures.go, app_schedule.go, app_localai.go).
+	Failures failureSettings
+	Schedule scheduleSettings
+	LocalAI  localAISettings
 }
 
 // fileConfig is the YAML configuration file (serve --config FILE). Unknown
@@ -48,6 +53,11 @@ type fileConfig struct {
 	MaxArgsBytes    int                `yaml:"max_args_bytes"`
 	Retention       retentionConfig    `yaml:"retention"`
 	Lanes           []lanes.LaneConfig `yaml:"lanes"`
+
+	// The features' own keys, at the top level of the file.
+	failuresFile `yaml:",inline"`
+	scheduleFile `yaml:",inline"`
+	localAIFile  `yaml:",inline"`
 }
 
 type retentionConfig struct {
@@ -129,6 +139,10 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	execLog := fs.String("exec-log", "", "diagnostic: append every job's start and end to this file, fsynced (env CONVEYOR_EXEC_LOG)")
 	shutdown := fs.String("shutdown-timeout", "", "how long running jobs may finish on SIGTERM (default 25s)")
+	var st settings
+	st.Failures.addFlags(fs)
+	st.Schedule.addFlags(fs)
+	st.LocalAI.addFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor serve [flags]\n\nRuns the queue, the lanes and the HTTP API until SIGINT or SIGTERM.\n\nflags:")
 		fs.PrintDefaults()
@@ -139,7 +153,7 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return settings{}, &usageError{fmt.Sprintf("serve takes no arguments (got %q)", fs.Args())}
 	}
-	st := settings{ConfigFile: first(*config, getenv("CONVEYOR_CONFIG"))}
+	st.ConfigFile = first(*config, getenv("CONVEYOR_CONFIG"))
 	var fc fileConfig
 	if st.ConfigFile != "" {
 		var err error
@@ -181,6 +195,13 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		st.Topology = t
 	}
 	if err := st.Topology.ApplyEnv(getenv); err != nil {
+		return settings{}, err
+	}
+	if err := errors.Join(
+		st.Failures.resolve(fc.failuresFile, getenv, st.DataDir),
+		st.Schedule.resolve(fc.scheduleFile, getenv, st.DataDir),
+		st.LocalAI.resolve(fc.localAIFile, getenv, st.DataDir),
+	); err != nil {
 		return settings{}, err
 	}
 	return st, nil

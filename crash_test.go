@@ -33,7 +33,7 @@ func TestCrashKillLoop(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	execLog := filepath.Join(dir, "exec.log")
-	srvArgs := []string{"--exec-log", execLog}
+	srvArgs := []string{"--exec-log", execLog, "--schedule", emptySchedule(t)}
 	srv := startServer(t, data, srvArgs...)
 
 	var mu sync.Mutex
@@ -125,6 +125,17 @@ func TestCrashKillLoop(t *testing.T) {
 	}
 }
 
+// emptySchedule writes a schedule with no entries, for tests that wait for the
+// queues to drain and must not see recurring jobs arrive meanwhile.
+func emptySchedule(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "empty-schedule.yml")
+	if err := os.WriteFile(path, []byte("# no recurring jobs\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // observeDone appends "done <id>" to the history for done jobs not seen yet,
 // walking the done list (newest first) until it reaches known ones.
 func observeDone(ctx context.Context, s *server, execLog string, seen map[uint64]bool) {
@@ -168,7 +179,9 @@ func TestSIGTERMDrainsUnderLoad(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	execLog := filepath.Join(dir, "exec.log")
 	const shutdown = 500 * time.Millisecond
-	srv := startServer(t, data, "--exec-log", execLog, "--shutdown-timeout", shutdown.String())
+	// No recurring jobs: the test waits for the queues to drain.
+	sched := emptySchedule(t)
+	srv := startServer(t, data, "--exec-log", execLog, "--shutdown-timeout", shutdown.String(), "--schedule", sched)
 	ctx := deadline(t)
 	var acked []uint64
 	enqueue := func(ms int, queue string) {
@@ -221,7 +234,7 @@ func TestSIGTERMDrainsUnderLoad(t *testing.T) {
 		t.Fatalf("the shutdown did not cancel the long jobs at its timeout:\n%s", log)
 	}
 
-	srv = startServer(t, data, "--exec-log", execLog)
+	srv = startServer(t, data, "--exec-log", execLog, "--schedule", sched)
 	for _, id := range acked[long:] {
 		var j struct {
 			State   string `json:"state"`

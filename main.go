@@ -4,6 +4,10 @@
 //	conveyor serve    run the appliance (queue, lanes, HTTP API)
 //	conveyor enqueue  enqueue a job on a running server
 //	conveyor bench    measure this machine (temporary data directory)
+//	conveyor restore  rebuild a data directory from its replica
+//	conveyor schedule check a schedule file
+//	conveyor health   report supervisor, web and local AI readiness
+//	conveyor ai       control the local AI services
 package main
 
 import (
@@ -54,6 +58,10 @@ commands:
   serve     run the appliance: the durable queue, the lanes and the HTTP API
   enqueue   enqueue a job on a running server
   bench     measure throughput and latency on a temporary data directory
+  restore   rebuild a data directory from its replica
+  schedule  check a schedule file ("conveyor schedule check FILE")
+  health    report supervisor, web and local AI readiness
+  ai        control the local AI services (status, start, stop, restart)
 
 Run "conveyor <command> --help" for a command's flags.
 `
@@ -75,6 +83,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdEnqueue(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, getenv, stdout, stderr)
+	case "restore":
+		return cmdRestore(ctx, rest, getenv, stdout, stderr)
+	case "schedule":
+		return cmdSchedule(ctx, rest, getenv, stdout, stderr)
+	case "health":
+		return cmdHealth(ctx, rest, getenv, stdout, stderr)
+	case "ai":
+		return cmdAI(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil

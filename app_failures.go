@@ -1,0 +1,546 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"conveyor/data"
+	"conveyor/ops"
+	"conveyor/queue"
+	"conveyor/ui"
+)
+
+// Files of the failure pipeline.
+const (
+	// dbFile is the SQLite database in the data directory.
+	dbFile = "conveyor.db"
+	// replicaDir is the default file replica, in the data directory.
+	replicaDir = "replica"
+	// queueSnapshotName is the queue snapshot's name beside the replica.
+	queueSnapshotName = "queue.bolt"
+	// defaultQueueSnapshotInterval is how often the queue is snapshotted.
+	defaultQueueSnapshotInterval = time.Minute
+	// replicaStaleAfter: /readyz reports the replica as failing when it has
+	// not caught up for this long.
+	replicaStaleAfter = 5 * time.Minute
+	// replicaSyncTimeout bounds the syncs at start and stop.
+	replicaSyncTimeout = 30 * time.Second
+)
+
+// failuresPart is what the failure pipeline adds to the app: SQLite and its
+// replication, the queue snapshots, failure capture, issues, retries and the
+// queue-health check.
+type failuresPart struct {
+	db      *data.DB
+	repl    *data.Replicator
+	writer  *data.FailureWriter
+	tracker *ops.Tracker
+	capture *ops.Capture
+	retrier *ops.Retrier
+	snaps   *queueSnapshots
+}
+
+// failureSettings are the failure pipeline's settings: flags, then the
+// environment, then the configuration file.
+type failureSettings struct {
+	// ReplicaURL is where the database and the queue snapshots are
+	// replicated; "" when replication is off.
+	ReplicaURL string
+	// ReplicaFrom says where ReplicaURL came from, for messages.
+	ReplicaFrom string
+	// ReplicaKeys are s3 credentials read from a litestream.yml.
+	ReplicaKeys struct{ ID, Secret string }
+	// QueueSnapshotInterval is how often the queue is snapshotted into a
+	// file replica; 0 turns the snapshots off.
+	QueueSnapshotInterval time.Duration
+	// QueueHealth are the queue-health thresholds.
+	QueueHealth ops.QueueHealthOptions
+	// AutoRetry tunes RetryFailedBackgroundJobsJob.
+	AutoRetry ops.AutoRetryOptions
+	// FailureWriteRate is the most failures written per second during a
+	// burst (ops.DefaultFailureWriteRate).
+	FailureWriteRate int
+
+	flagReplica, flagLitestream, flagSnapshots string
+}
+
+// failuresFile is the failure pipeline's part of the configuration file:
+//
+//	replica: s3://bucket/conveyor?region=eu-central-1   # or file:///abs/dir, or off
+//	litestream_config: litestream.yml                   # instead of replica
+//	queue_snapshot_interval: 1m                         # 0 turns snapshots off
+//	queue_health:
+//	  max_latency: 5m
+//	  max_size: 10000
+//	  queues: {sync: {max_latency: 30m}}
+//	failure_write_rate: 12000                           # failures written per second, at most
+//	failure_retry:
+//	  batch_size: 100
+//	  scan_limit: 2000
+//	  cool_down: 10m
+//	  max_retries: 3
+//	  per_fingerprint: 10
+type failuresFile struct {
+	Replica               string           `yaml:"replica"`
+	LitestreamConfig      string           `yaml:"litestream_config"`
+	QueueSnapshotInterval *duration        `yaml:"queue_snapshot_interval"`
+	QueueHealth           queueHealthFile  `yaml:"queue_health"`
+	FailureRetry          failureRetryFile `yaml:"failure_retry"`
+	FailureWriteRate      int              `yaml:"failure_write_rate"`
+}
+
+type queueThresholdsFile struct {
+	MaxLatency duration `yaml:"max_latency"`
+	MaxSize    int64    `yaml:"max_size"`
+}
+
+type queueHealthFile struct {
+	queueThresholdsFile `yaml:",inline"`
+	Queues              map[string]queueThresholdsFile `yaml:"queues"`
+}
+
+type failureRetryFile struct {
+	BatchSize      int      `yaml:"batch_size"`
+	ScanLimit      int      `yaml:"scan_limit"`
+	CoolDown       duration `yaml:"cool_down"`
+	MaxRetries     int      `yaml:"max_retries"`
+	PerFingerprint int      `yaml:"per_fingerprint"`
+}
+
+func (s *failureSettings) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&s.flagReplica, "replica", "", "where the database and queue snapshots are replicated: file:///abs/dir or "+
+		"s3://bucket/prefix?region=…&endpoint=…, or off (env CONVEYOR_REPLICA_URL; default <data>/replica)")
+	fs.StringVar(&s.flagLitestream, "litestream-config", "", "take the replica from this litestream.yml, the file a stock "+
+		"`litestream restore -config` reads (env CONVEYOR_LITESTREAM_CONFIG)")
+	fs.StringVar(&s.flagSnapshots, "queue-snapshot-interval", "", "how often the queue is snapshotted into a file replica "+
+		"(env CONVEYOR_QUEUE_SNAPSHOT_INTERVAL; default 1m; 0 turns it off)")
+}
+
+func (s *failureSettings) resolve(fc failuresFile, getenv func(string) string, dataDir string) error {
+	if err := s.resolveReplica(fc, getenv, dataDir); err != nil {
+		return err
+	}
+	s.QueueSnapshotInterval = defaultQueueSnapshotInterval
+	if fc.QueueSnapshotInterval != nil {
+		s.QueueSnapshotInterval = time.Duration(*fc.QueueSnapshotInterval)
+	}
+	if v := first(s.flagSnapshots, getenv("CONVEYOR_QUEUE_SNAPSHOT_INTERVAL")); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return &usageError{"--queue-snapshot-interval: " + err.Error()}
+		}
+		s.QueueSnapshotInterval = d
+	}
+
+	qh := fc.QueueHealth
+	s.QueueHealth.Default = ops.QueueThresholds{MaxLatency: time.Duration(qh.MaxLatency), MaxSize: qh.MaxSize}
+	if len(qh.Queues) > 0 {
+		s.QueueHealth.Queues = map[string]ops.QueueThresholds{}
+		for name, t := range qh.Queues {
+			s.QueueHealth.Queues[name] = ops.QueueThresholds{MaxLatency: time.Duration(t.MaxLatency), MaxSize: t.MaxSize}
+		}
+	}
+	if qh.MaxSize < 0 {
+		return fmt.Errorf("config: queue_health.max_size must not be negative")
+	}
+	for name, t := range qh.Queues {
+		if t.MaxSize < 0 {
+			return fmt.Errorf("config: queue_health.queues.%s.max_size must not be negative", name)
+		}
+	}
+	fr := fc.FailureRetry
+	s.AutoRetry = ops.AutoRetryOptions{BatchSize: fr.BatchSize, ScanLimit: fr.ScanLimit, CoolDown: time.Duration(fr.CoolDown),
+		MaxRetries: fr.MaxRetries, PerFingerprint: fr.PerFingerprint}
+	if err := s.AutoRetry.Validate(); err != nil {
+		return fmt.Errorf("config: failure_retry: %w", err)
+	}
+	if fc.FailureWriteRate < 0 {
+		return fmt.Errorf("config: failure_write_rate must not be negative")
+	}
+	s.FailureWriteRate = cmp.Or(fc.FailureWriteRate, ops.DefaultFailureWriteRate)
+	return nil
+}
+
+// resolveReplica picks the replica: --replica (or its environment variable
+// or file key), or the one a litestream.yml names, or <data>/replica.
+func (s *failureSettings) resolveReplica(fc failuresFile, getenv func(string) string, dataDir string) error {
+	replica, replicaFrom := s.flagReplica, "--replica"
+	if replica == "" {
+		replica, replicaFrom = getenv("CONVEYOR_REPLICA_URL"), "CONVEYOR_REPLICA_URL"
+	}
+	if replica == "" {
+		replica, replicaFrom = fc.Replica, "config replica"
+	}
+	lsPath, lsFrom := s.flagLitestream, "--litestream-config"
+	if lsPath == "" {
+		lsPath, lsFrom = getenv("CONVEYOR_LITESTREAM_CONFIG"), "CONVEYOR_LITESTREAM_CONFIG"
+	}
+	if lsPath == "" {
+		lsPath, lsFrom = fc.LitestreamConfig, "config litestream_config"
+	}
+	dbPath, err := filepath.Abs(filepath.Join(dataDir, dbFile))
+	if err != nil {
+		return err
+	}
+	switch {
+	case replica != "" && lsPath != "":
+		return &usageError{fmt.Sprintf("%s and %s both name a replica: give one", replicaFrom, lsFrom)}
+	case lsPath != "":
+		lc, err := data.LoadLitestreamConfig(lsPath)
+		if err != nil {
+			return err
+		}
+		if lc.DBPath != dbPath {
+			return fmt.Errorf("%s: %s replicates %s, but conveyor's database is %s: set --data to %s, or change dbs[0].path",
+				lsFrom, lsPath, lc.DBPath, dbPath, filepath.Dir(lc.DBPath))
+		}
+		s.ReplicaURL, s.ReplicaFrom = lc.ReplicaURL, lsPath
+		s.ReplicaKeys.ID, s.ReplicaKeys.Secret = lc.AccessKeyID, lc.SecretAccessKey
+	case replica == "off":
+		s.ReplicaURL, s.ReplicaFrom = "", replicaFrom
+	case replica != "":
+		s.ReplicaURL, s.ReplicaFrom = replica, replicaFrom
+	default:
+		u, err := data.FileReplicaURL(filepath.Join(dataDir, replicaDir))
+		if err != nil {
+			return fmt.Errorf("the default replica beside the data directory: %w (set --replica)", err)
+		}
+		s.ReplicaURL, s.ReplicaFrom = u, "default"
+	}
+	return nil
+}
+
+// openFailures opens the SQLite database (first: other features use
+// a.failures.db), starts replicating it, and builds the failure pipeline:
+// the capture middleware and retry policy for the lanes, the issue tracker,
+// the retrier, and the RetryFailedBackgroundJobsJob and CheckQueueHealthJob
+// classes.
+func (a *app) openFailures(ctx context.Context) error {
+	log := a.log.With("part", "failures")
+	dbPath := filepath.Join(a.st.DataDir, dbFile)
+	db, err := data.Open(ctx, dbPath, data.Options{Logger: a.log.With("part", "data")})
+	if err != nil {
+		return err
+	}
+	f := &a.failures
+	f.db = db
+	st := a.st.Failures
+	if st.ReplicaURL != "" {
+		exportReplicaKeys(st.ReplicaKeys.ID, st.ReplicaKeys.Secret, log)
+		f.repl, err = data.Replicate(ctx, dbPath, st.ReplicaURL, data.ReplicaOptions{Logger: a.log.With("part", "litestream")})
+		if err != nil {
+			return fmt.Errorf("replication (%s): %w", st.ReplicaFrom, err)
+		}
+		// A first sync now: litestream takes its first snapshot on its own
+		// only at its first monitor tick, and a process stopped before it
+		// would leave an empty replica.
+		sctx, cancel := context.WithTimeout(ctx, replicaSyncTimeout)
+		if err := f.repl.Sync(sctx); err != nil {
+			log.Warn("the first sync to the replica failed; litestream keeps trying", "error", err)
+		}
+		cancel()
+		log.Info("replicating the database", "replica", data.RedactReplicaURL(st.ReplicaURL))
+	} else {
+		log.Warn("replication is off: the database and the queue have no backup")
+	}
+	if f.tracker, err = ops.NewTracker(ops.TrackerOptions{DB: db, Bus: a.bus, Logger: log}); err != nil {
+		return err
+	}
+	f.writer = data.NewFailureWriter(db, data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log,
+		MaxRate: st.FailureWriteRate})
+	if f.capture, err = ops.NewCapture(ops.CaptureOptions{Writer: f.writer, DB: db, Registry: a.reg, Bus: a.bus, Logger: log}); err != nil {
+		return err
+	}
+	a.middleware = append(a.middleware, f.capture.Middleware())
+	a.retryable = ops.RetryableError
+	if f.retrier, err = ops.NewRetrier(ops.RetrierOptions{DB: db, Store: a.store, Registry: a.reg, Topology: a.st.Topology,
+		Bus: a.bus, Logger: log}); err != nil {
+		return err
+	}
+	autoRetry, err := f.retrier.AutoRetryClass(st.AutoRetry)
+	if err != nil {
+		return err
+	}
+	qhOpts := st.QueueHealth
+	qhOpts.Store, qhOpts.Tracker, qhOpts.DB, qhOpts.Logger = a.store, f.tracker, db, log
+	qh, err := ops.NewQueueHealth(qhOpts)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(a.reg.Register(autoRetry), a.reg.Register(qh.Class())); err != nil {
+		return err
+	}
+	if st.ReplicaURL != "" && st.QueueSnapshotInterval > 0 {
+		if data.ReplicaSnapshotDir(st.ReplicaURL) == "" {
+			log.Warn("the queue is not snapshotted: only file:// replicas hold queue snapshots",
+				"replica", data.RedactReplicaURL(st.ReplicaURL))
+		} else {
+			f.snaps = newQueueSnapshots(a.store, st.ReplicaURL, st.QueueSnapshotInterval, log)
+		}
+	}
+	a.ready = append(a.ready, a.failureChecks)
+	return nil
+}
+
+// exportReplicaKeys makes the s3 credentials of a litestream.yml visible to
+// litestream's s3 client, which reads them from the environment; like the
+// litestream CLI, the file's keys win.
+func exportReplicaKeys(id, secret string, log *slog.Logger) {
+	if id == "" && secret == "" {
+		return
+	}
+	if id != "" {
+		os.Setenv("AWS_ACCESS_KEY_ID", id)
+	}
+	if secret != "" {
+		os.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	}
+	log.Info("using the s3 credentials of the litestream config")
+}
+
+// failuresUI hands the failures and issues endpoints their parts.
+func (a *app) failuresUI(cfg *ui.Config) {
+	cfg.FailuresConfig = ui.FailuresConfig{FailuresDB: a.failures.db, Retrier: a.failures.retrier, IssueTracker: a.failures.tracker}
+	if a.failures.repl != nil {
+		cfg.Backup = a.backupNow
+	}
+}
+
+// backupNow brings the replica up to date with every write made so far and
+// writes a queue snapshot beside it (POST /api/v1/backup).
+func (a *app) backupNow(ctx context.Context) (ui.BackupReport, error) {
+	f := &a.failures
+	var rep ui.BackupReport
+	if err := f.repl.Sync(ctx); err != nil {
+		return rep, err
+	}
+	rep.ReplicaSyncedAt = time.Now().UTC()
+	if f.snaps != nil {
+		if err := f.snaps.snapshot(ctx); err != nil {
+			return rep, err
+		}
+		f.snaps.mu.Lock()
+		at, size := f.snaps.last.UTC(), f.snaps.size
+		f.snaps.mu.Unlock()
+		rep.QueueSnapshotAt, rep.QueueSnapshotBytes = &at, size
+	}
+	return rep, nil
+}
+
+// startFailures starts the queue snapshots.
+func (a *app) startFailures(ctx context.Context) error {
+	if a.failures.snaps != nil {
+		a.failures.snaps.start(ctx)
+	}
+	return nil
+}
+
+// failureChecks are the failure pipeline's /readyz checks: the replica keeps
+// up, and the queue snapshots are written.
+func (a *app) failureChecks(ctx context.Context) []ui.Check {
+	f := &a.failures
+	var out []ui.Check
+	if f.repl == nil {
+		out = append(out, ui.Check{Name: "replica", OK: true, Detail: "replication is off"})
+	} else {
+		last := f.repl.LastSync()
+		c := ui.Check{Name: "replica", OK: !last.IsZero() && time.Since(last) < replicaStaleAfter}
+		switch {
+		case last.IsZero():
+			c.Detail = "not synced yet to " + data.RedactReplicaURL(a.st.Failures.ReplicaURL)
+			c.OK = true // the first sync follows start-up within seconds
+		default:
+			c.Detail = fmt.Sprintf("last sync at %s to %s", last.UTC().Format(time.RFC3339Nano), data.RedactReplicaURL(a.st.Failures.ReplicaURL))
+		}
+		out = append(out, c)
+	}
+	if f.snaps != nil {
+		out = append(out, f.snaps.check())
+	}
+	if f.writer != nil {
+		st := f.writer.Stats()
+		out = append(out, ui.Check{Name: "failure_capture", OK: true,
+			Detail: fmt.Sprintf("%d failures recorded, %d pending, %d dropped, %d not written", st.Written, st.Pending, st.Dropped, st.Failed)})
+	}
+	return out
+}
+
+// closeFailures takes a last queue snapshot (the lanes have drained), then
+// closes the failure pipeline and the database, and stops replicating after
+// uploading what is left.
+func (a *app) closeFailures(ctx context.Context) error {
+	f := &a.failures
+	var errs []error
+	if f.snaps != nil {
+		errs = append(errs, f.snaps.stop(ctx))
+		f.snaps = nil
+	}
+	if f.capture != nil {
+		errs = append(errs, f.capture.Close(ctx))
+		f.capture = nil
+	}
+	if f.writer != nil {
+		errs = append(errs, f.writer.Close(ctx))
+		f.writer = nil
+	}
+	if f.tracker != nil {
+		f.tracker.Close()
+		f.tracker = nil
+	}
+	if f.db != nil {
+		errs = append(errs, f.db.Close())
+		f.db = nil
+	}
+	if f.repl != nil {
+		// Sync first: Close uploads only when litestream has initialised,
+		// which a short run may not have done.
+		sctx, cancel := context.WithTimeout(ctx, replicaSyncTimeout)
+		errs = append(errs, f.repl.Sync(sctx))
+		cancel()
+		errs = append(errs, f.repl.Close(ctx))
+		f.repl = nil
+	}
+	return errors.Join(errs...)
+}
+
+// queueSnapshots writes consistent hot snapshots of the queue (bbolt's copy
+// under a read transaction) beside a file replica, every interval when the
+// queue changed, and once more when stopped.
+type queueSnapshots struct {
+	store    *queue.Store
+	url      string
+	interval time.Duration
+	log      *slog.Logger
+	sub      *queue.Subscription
+	quit     chan struct{}
+	done     chan struct{}
+
+	snapMu sync.Mutex // serialises snapshots
+
+	mu      sync.Mutex
+	last    time.Time // of the last snapshot written
+	lastErr error
+	size    int64
+}
+
+func newQueueSnapshots(store *queue.Store, url string, interval time.Duration, log *slog.Logger) *queueSnapshots {
+	return &queueSnapshots{store: store, url: url, interval: interval, log: log,
+		quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// start writes a first snapshot and then one per interval in which the
+// queue changed, until stop (or ctx ends, which abandons a snapshot in
+// flight).
+func (q *queueSnapshots) start(ctx context.Context) {
+	q.sub = q.store.Subscribe()
+	go q.run(ctx)
+}
+
+func (q *queueSnapshots) run(ctx context.Context) {
+	defer close(q.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-q.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	dirty := true
+	tick := time.NewTicker(q.interval)
+	defer tick.Stop()
+	for {
+		if dirty {
+			if q.snapshot(ctx) == nil {
+				dirty = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-q.sub.C:
+			if !ok {
+				return
+			}
+			// Note the change; the snapshot waits for the next tick.
+			dirty = true
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// snapshot writes one snapshot; one at a time (the loop and POST
+// /api/v1/backup may ask together).
+func (q *queueSnapshots) snapshot(ctx context.Context) error {
+	q.snapMu.Lock()
+	defer q.snapMu.Unlock()
+	start := time.Now()
+	pr, pw := io.Pipe()
+	var n int64
+	var backupErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, backupErr = q.store.Backup(pw)
+		pw.CloseWithError(backupErr)
+	}()
+	err := data.PutReplicaFile(ctx, q.url, queueSnapshotName, pr)
+	pr.CloseWithError(errors.New("snapshot abandoned"))
+	<-done
+	err = errors.Join(err, backupErr)
+	q.mu.Lock()
+	q.lastErr = err
+	if err == nil {
+		q.last, q.size = time.Now(), n
+	}
+	q.mu.Unlock()
+	if err != nil {
+		q.log.Warn("queue snapshot failed", "error", err)
+		return err
+	}
+	q.log.Debug("queue snapshot written", "bytes", n, "took", time.Since(start))
+	return nil
+}
+
+// stop ends the loop and, when it ran, writes a last snapshot.
+func (q *queueSnapshots) stop(ctx context.Context) error {
+	if q.sub == nil {
+		return nil
+	}
+	close(q.quit)
+	<-q.done
+	q.sub.Close()
+	return q.snapshot(ctx)
+}
+
+func (q *queueSnapshots) check() ui.Check {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := ui.Check{Name: "queue_snapshot", OK: q.lastErr == nil}
+	switch {
+	case q.lastErr != nil:
+		c.Detail = "the last queue snapshot failed: " + q.lastErr.Error()
+	case q.last.IsZero():
+		c.Detail = "no queue snapshot yet"
+	default:
+		c.Detail = fmt.Sprintf("last queue snapshot at %s (%d bytes) in %s", q.last.UTC().Format(time.RFC3339Nano), q.size,
+			strings.TrimSuffix(data.ReplicaSnapshotDir(q.url), string(os.PathSeparator)))
+	}
+	return c
+}
