@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/conveyor
 PKGS := ./...
 
-.PHONY: run build test test-short race vet fmt bench chaos fuzz e2e clean
+.PHONY: run build test vet fmt bench chaos fuzz clean
 
 # run: the appliance with the seed's topology on embedded storage under ./var.
 run: build
