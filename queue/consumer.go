@@ -34,12 +34,23 @@ type ConsumerConfig struct {
 	// Lease is how long an attempt may run before the lane gives up on it; it is
 	// recorded on the job (LeaseUntil). Default 30 min.
 	Lease time.Duration
+	// MaxPrefetchBytes caps the memory the claimed-but-unfinished jobs of the
+	// consumer hold (their args, plus a fixed cost each), so that fast jobs
+	// with large args do not fill memory; Concurrency jobs are always allowed.
+	// Default 16 MiB.
+	MaxPrefetchBytes int64
 	// Closed starts the consumer with its gate closed (see SetOpen).
 	Closed bool
 }
 
-// DefaultMaxPrefetch is ConsumerConfig.MaxPrefetch's default.
-const DefaultMaxPrefetch = 1024
+// Defaults of ConsumerConfig.
+const (
+	DefaultMaxPrefetch      = 1024
+	DefaultMaxPrefetchBytes = 16 << 20
+	// jobOverhead is what a claimed job costs besides its args, for the
+	// byte cap (the Job and its strings).
+	jobOverhead = 256
+)
 
 // Consumer hands claimed jobs to one lane's workers and takes their outcomes back.
 // A worker takes a job from Jobs(), calls Begin before running it, and exactly
@@ -54,7 +65,9 @@ type Consumer struct {
 	lease       time.Duration
 	ch          chan *Job
 
-	inflight atomic.Int64 // claimed and not yet finished
+	inflight      atomic.Int64 // claimed and not yet finished
+	inflightBytes atomic.Int64 // their args and overhead
+	maxBytes      int64
 	avgRun   atomic.Int64 // moving average of an attempt's run time, ns (0: none seen yet)
 	open     atomic.Bool  // the lane's gate
 	draining atomic.Bool  // no more claims, for good
@@ -91,8 +104,8 @@ func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Concurrency <= 0 {
 		return nil, fmt.Errorf("queue: consumer %q: concurrency must be positive (got %d)", cfg.Name, cfg.Concurrency)
 	}
-	if cfg.MaxPrefetch < 0 {
-		return nil, fmt.Errorf("queue: consumer %q: MaxPrefetch must not be negative", cfg.Name)
+	if cfg.MaxPrefetch < 0 || cfg.MaxPrefetchBytes < 0 {
+		return nil, fmt.Errorf("queue: consumer %q: MaxPrefetch and MaxPrefetchBytes must not be negative", cfg.Name)
 	}
 	for _, q := range cfg.Queues {
 		if err := validQueueName(q); err != nil {
@@ -106,6 +119,7 @@ func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
 		weights:     slices.Clone(cfg.Weights),
 		concurrency: cfg.Concurrency,
 		maxPrefetch: cmp.Or(cfg.MaxPrefetch, DefaultMaxPrefetch),
+		maxBytes:    cmp.Or(cfg.MaxPrefetchBytes, DefaultMaxPrefetchBytes),
 		lease:       cmp.Or(cfg.Lease, DefaultLease),
 		active:      map[uint64]*activeJob{},
 		rnd:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -211,6 +225,11 @@ func (c *Consumer) order(t *txn) []shareQueue {
 // channel always has room: it holds at most target jobs.
 func (c *Consumer) deliver(jobs []*Job) {
 	c.inflight.Add(int64(len(jobs)))
+	var bytes int64
+	for _, j := range jobs {
+		bytes += jobCost(j)
+	}
+	c.inflightBytes.Add(bytes)
 	for _, j := range jobs {
 		select {
 		case c.ch <- j:
@@ -317,6 +336,7 @@ func (c *Consumer) end(j *Job, f finish) error {
 	}
 	c.mu.Unlock()
 	c.inflight.Add(-1)
+	c.inflightBytes.Add(-jobCost(j))
 	if !j.StartedAt.IsZero() {
 		// A moving average (1/8 weight), updated racily: a lost update only
 		// delays the estimate.
@@ -397,6 +417,9 @@ func (c *Consumer) Close(ctx context.Context) error {
 		return nil
 	}, func() {
 		c.inflight.Add(-int64(len(released)))
+		for _, j := range released {
+			c.inflightBytes.Add(-jobCost(j))
+		}
 		close(c.ch)
 		c.s.removeConsumer(c)
 	})
@@ -405,6 +428,9 @@ func (c *Consumer) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// jobCost is what a claimed job counts against MaxPrefetchBytes.
+func jobCost(j *Job) int64 { return int64(len(j.Args)) + jobOverhead }
 
 func (s *Store) removeConsumer(c *Consumer) {
 	s.cmu.Lock()

@@ -659,3 +659,31 @@ func TestCountsSurviveReopen(t *testing.T) {
 		t.Fatalf("after reopen a=%+v b=%+v next=%v", qa, qb, e.s.NextDue())
 	}
 }
+
+func TestPrefetchIsCappedByBytes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	big := rawJSON(`"` + strings.Repeat("x", 4000) + `"`)
+	for range 20 {
+		e.enqueue(NewJob{Args: big})
+	}
+	c, err := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 2, MaxPrefetchBytes: 10_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	// Fast jobs make the prefetch large by count; the byte cap holds it to
+	// what fits in 10,000 bytes (two 4 KB jobs), never below the two workers.
+	for range 8 {
+		j := take(t, c)
+		c.Begin(context.Background(), j)
+		c.Ack(j)
+	}
+	e.flush()
+	if held := c.inflightBytes.Load(); held > 10_000+int64(len(big))+jobOverhead {
+		t.Fatalf("consumer holds %d bytes of prefetched jobs, cap 10000", held)
+	}
+	if n := c.inflight.Load(); n < 2 {
+		t.Fatalf("only %d jobs in flight; the workers should always be fed", n)
+	}
+}

@@ -465,6 +465,7 @@ func (t *txn) claimFor(c *Consumer) error {
 	}
 	n := min(free, t.s.opts.ClaimBatch)
 	var jobs []*Job
+	budget := c.maxBytes - c.inflightBytes.Load()
 	order := c.order(t)
 	// First pass: each queue up to its share; second pass: fill what is left.
 	for pass := 0; pass < 2 && len(jobs) < n; pass++ {
@@ -477,7 +478,7 @@ func (t *txn) claimFor(c *Consumer) error {
 				continue
 			}
 			var err error
-			if jobs, err = t.claimFrom(c, sq.q, want, jobs); err != nil {
+			if jobs, err = t.claimFrom(c, sq.q, want, jobs, &budget); err != nil {
 				return err
 			}
 		}
@@ -489,7 +490,9 @@ func (t *txn) claimFor(c *Consumer) error {
 	return nil
 }
 
-func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job) ([]*Job, error) {
+// claimFrom claims up to want jobs of q for c, spending budget (bytes): once
+// it is spent, only jobs that keep the consumer's workers busy are claimed.
+func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job, budget *int64) ([]*Job, error) {
 	if t.readyCount(q) <= 0 || t.isPaused(q) {
 		return out, nil
 	}
@@ -502,6 +505,9 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job) ([]*Jo
 	// Jobs are taken from the front of the index; after each delete the cursor
 	// goes back to the front (Next after Delete may skip an entry).
 	for n := 0; n < want; n++ {
+		if *budget <= 0 && int(c.inflight.Load())+len(out) >= c.concurrency {
+			break
+		}
 		k, v := cur.First()
 		if k == nil {
 			break
@@ -529,6 +535,7 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job) ([]*Jo
 			return out, err
 		}
 		t.delta(q.id, StateRunning, 1)
+		*budget -= jobCost(j)
 		out = append(out, j)
 	}
 	t.touched[q.id] = true
