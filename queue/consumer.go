@@ -68,9 +68,9 @@ type Consumer struct {
 	inflight      atomic.Int64 // claimed and not yet finished
 	inflightBytes atomic.Int64 // their args and overhead
 	maxBytes      int64
-	avgRun   atomic.Int64 // moving average of an attempt's run time, ns (0: none seen yet)
-	open     atomic.Bool  // the lane's gate
-	draining atomic.Bool  // no more claims, for good
+	avgRun        atomic.Int64 // moving average of an attempt's run time, ns (0: none seen yet)
+	open          atomic.Bool  // the lane's gate
+	draining      atomic.Bool  // no more claims, for good
 
 	// writer-only
 	prefetch int
