@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,25 @@ func BenchmarkProcess(b *testing.B) {
 	}
 }
 
+// BenchmarkProcessFail is BenchmarkProcess with every attempt failing (each
+// job goes to retry with a Sidekiq-like backoff).
+func BenchmarkProcessFail(b *testing.B) {
+	s := benchStore(b)
+	enqueueBatches(b, s, b.N, 1000, "default")
+	b.ResetTimer()
+	start := time.Now()
+	processWith(b, s, b.N, 34, func(c *Consumer, j *Job) {
+		c.Fail(j, AttemptError{Class: "Error", Message: "503 from bridge"},
+			time.Now().Add(15*time.Second+time.Duration(rand.IntN(10_000))*time.Millisecond))
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
+}
+
 func processN(b *testing.B, s *Store, n, workers int) {
+	processWith(b, s, n, workers, func(c *Consumer, j *Job) { c.Ack(j) })
+}
+
+func processWith(b *testing.B, s *Store, n, workers int, finish func(*Consumer, *Job)) {
 	c, err := s.Consume(ConsumerConfig{Name: "bench", Queues: []string{"default"}, Concurrency: workers})
 	if err != nil {
 		b.Fatal(err)
@@ -85,7 +104,7 @@ func processN(b *testing.B, s *Store, n, workers int) {
 						return
 					}
 					c.Begin(context.Background(), j)
-					c.Ack(j)
+					finish(c, j)
 					mu.Lock()
 					left--
 					if left == 0 {

@@ -425,7 +425,7 @@ func (t *txn) finish(f *finish) error {
 		if f.kind == finKill || j.Attempt >= j.MaxAttempts {
 			return t.putDead(j, rv.qid)
 		}
-		j.RunAt = f.at
+		j.RunAt = retrySecond(f.at)
 		if err := t.putRecord(j); err != nil {
 			return err
 		}
@@ -433,6 +433,19 @@ func (t *txn) finish(f *finish) error {
 		return t.putTimed(StateRetry, rv.qid, j.RunAt, id)
 	}
 	return fmt.Errorf("queue: unknown finish kind %d", f.kind)
+}
+
+// retrySecond rounds a retry's due time up to a whole second. Backoffs are
+// random, so exact due times would scatter a burst of failures' entries all
+// over the retry index (a dirty page each); on whole seconds they are appended
+// in id order within a few seconds' runs. A retry is thus due up to a second
+// after its backoff ends — Sidekiq's poller is far coarser.
+func retrySecond(at time.Time) time.Time {
+	s := at.Truncate(time.Second)
+	if s.Before(at) {
+		s = s.Add(time.Second)
+	}
+	return s
 }
 
 // quarantine moves a job whose record cannot be read to dead, so that one corrupt
