@@ -65,13 +65,26 @@ var servingRe = regexp.MustCompile(`msg="conveyor is serving" addr=http://([0-9.
 // its "serving" log line.
 func startServer(t *testing.T, dataDir string, extraArgs ...string) *server {
 	t.Helper()
+	env := append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
+	s, err := launchServer(t, dataDir, env, extraArgs...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.stderr.String())
+	}
+	return s
+}
+
+// launchServer starts `conveyor serve --data dataDir` on a free loopback
+// port with env and args, and waits for its "serving" log line. When the
+// process exits first, the error says so and its exit stays readable on
+// s.exited (a server may be meant to die: told to crash, or to fail fast).
+func launchServer(t *testing.T, dataDir string, env []string, args ...string) (*server, error) {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--data", dataDir, "--listen", "127.0.0.1:0"}, extraArgs...)
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
+	cmd := exec.Command(self, append([]string{"serve", "--data", dataDir, "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = env
 	pr, pw := io.Pipe()
 	s := &server{t: t, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = io.MultiWriter(pw, s.stderr)
@@ -96,21 +109,23 @@ func startServer(t *testing.T, dataDir string, extraArgs ...string) *server {
 		}
 		io.Copy(io.Discard, pr)
 	}()
-	select {
-	case s.addr = <-found:
-	case err := <-s.exited:
-		t.Fatalf("server exited before serving: %v\n%s", err, s.stderr.String())
-	case <-deadline(t).Done():
-		cmd.Process.Kill()
-		t.Fatalf("server never served:\n%s", s.stderr.String())
-	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
 			<-s.exited
 		}
 	})
-	return s
+	select {
+	case s.addr = <-found:
+		return s, nil
+	case err := <-s.exited:
+		s.exited <- err // for the caller
+		return s, fmt.Errorf("server exited before serving: %v", err)
+	case <-deadline(t).Done():
+		cmd.Process.Kill()
+		t.Fatalf("server never served:\n%s", s.stderr.String())
+	}
+	return s, nil
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -244,58 +243,11 @@ func startAIServer(t *testing.T, dataDir string, extra ...string) *server {
 	return s
 }
 
-// launchAIServer starts `conveyor serve` and waits for its "serving" line;
-// the error says when it exited first.
+// launchAIServer starts `conveyor serve` with the local-AI environment and
+// waits for its "serving" line; the error says when it exited first.
 func launchAIServer(t *testing.T, dataDir string, extra ...string) (*server, error) {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "serve", "--data", dataDir, "--listen", "127.0.0.1:0")
-	cmd.Env = aiEnv(extra...)
-	pr, pw := io.Pipe()
-	s := &server{t: t, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	cmd.Stderr = io.MultiWriter(pw, s.stderr)
-	cmd.Stdout = s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		s.exited <- err
-	}()
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- m[1]
-				sent = true
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	select {
-	case s.addr = <-found:
-		return s, nil
-	case err := <-s.exited:
-		// Put it back for a later look; the process is gone.
-		s.exited <- err
-		return s, fmt.Errorf("server exited before serving: %w", err)
-	case <-deadline(t).Done():
-		cmd.Process.Kill()
-		t.Fatalf("server never served:\n%s", s.stderr.String())
-	}
-	return s, nil
+	return launchServer(t, dataDir, aiEnv(extra...))
 }
 
 type readyBody struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -81,50 +79,7 @@ func scheduleEnv(extra ...string) []string {
 // at a tick may die before it serves).
 func launchScheduleServer(t *testing.T, dataDir string, env []string) *server {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, "serve", "--data", dataDir, "--listen", "127.0.0.1:0")
-	cmd.Env = env
-	pr, pw := io.Pipe()
-	s := &server{t: t, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	cmd.Stderr = io.MultiWriter(pw, s.stderr)
-	cmd.Stdout = s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		s.exited <- err
-	}()
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			if m := servingRe.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- m[1]
-				sent = true
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	select {
-	case s.addr = <-found:
-	case err := <-s.exited:
-		s.exited <- err // for the caller
-	case <-deadline(t).Done():
-		cmd.Process.Kill()
-		t.Fatalf("server never served:\n%s", s.stderr.String())
-	}
+	s, _ := launchServer(t, dataDir, env)
 	return s
 }
 
