@@ -237,7 +237,7 @@ func (a *app) openFailures(ctx context.Context) error {
 	st := a.st.Failures
 	if st.ReplicaURL != "" {
 		exportReplicaKeys(st.ReplicaKeys.ID, st.ReplicaKeys.Secret, log)
-		f.repl, err = data.Replicate(ctx, dbPath, st.ReplicaURL, data.ReplicaOptions{Logger: a.log.With("part", "litestream")})
+		f.repl, err = data.Replicate(ctx, dbPath, st.ReplicaURL, data.ReplicaOptions{Logger: quieter(a.log, a.st.LogLevel).With("part", "litestream")})
 		if err != nil {
 			return fmt.Errorf("replication (%s): %w", st.ReplicaFrom, err)
 		}
