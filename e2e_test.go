@@ -262,3 +262,20 @@ func readLines(t *testing.T, path string) []string {
 	}
 	return strings.Split(strings.TrimSpace(string(b)), "\n")
 }
+
+// TestEveryCommandAnswersHelp runs each command's --help in-process: usage,
+// exit status 0.
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"enqueue", "--help"}, {"bench", "--help"},
+		{"restore", "--help"}, {"schedule", "check", "--help"}, {"health", "--help"}, {"ai", "status", "--help"}} {
+		var out, errOut strings.Builder
+		err := run(context.Background(), args, func(string) string { return "" }, &out, &errOut)
+		if err != nil || !strings.Contains(out.String()+errOut.String(), "usage: conveyor") {
+			t.Errorf("%v: err %v, output %q", args, err, out.String()+errOut.String())
+		}
+	}
+	if err := run(context.Background(), []string{"bogus"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+		t.Error("an unknown command was accepted")
+	}
+}
