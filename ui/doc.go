@@ -1,7 +1,7 @@
-// Package ui is Conveyor's HTTP surface. This part owns the JSON API for jobs
-// and queues, liveness and readiness, and the Prometheus metrics; the admin
-// pages, server-sent events and browser login come later and will register in
-// the same route table.
+// Package ui is Conveyor's HTTP surface: the JSON API for jobs, queues,
+// failures, issues and the schedule, live events (server-sent), backups,
+// liveness and readiness, and the Prometheus metrics. The admin pages and the
+// browser login come later and will register in the same route table.
 //
 // A Server (New) is an http.Handler built from one route table (Routes),
 // which tests walk. Handlers are thin: they decode a request struct, call the
@@ -24,6 +24,18 @@
 //	POST /api/v1/queues/{name}/pause   → 200 the queue
 //	POST /api/v1/queues/{name}/resume  → 200 the queue
 //	POST /api/v1/queues/{name}/clear   → 200 {"name","cleared"}
+//	GET  /api/v1/events                server-sent events: the broadcaster's topics (events.go)
+//	GET  /api/v1/failures              Tabulator's remote parameters → {"last_page","total","data"} (failures.go)
+//	GET  /api/v1/failures/{id}         → 200 the failure with its retry state
+//	POST /api/v1/failures/{id}/retry   → 200 the retry; 409 {"error","field","reason"} when refused
+//	POST /api/v1/failures/retry        everything matching a filter, in bounded batches
+//	GET  /api/v1/issues                → 200 {"last_page","total","data"}
+//	POST /api/v1/issues/{id}/resolve   → 200 the issue
+//	POST /api/v1/backup                bring the replica and the queue snapshot up to date now (backup.go)
+//	GET  /api/v1/cron                  → 200 {"scheduler","entries"} (schedule.go)
+//	POST /api/v1/cron/{name}/enqueue   → 201 {"id","state","entry"}
+//	POST /api/v1/cron/{name}/enable    → 200 the entry
+//	POST /api/v1/cron/{name}/disable   → 200 the entry
 //
 // httprouter v1.3.0 cannot hold /api/v1/jobs/batch beside /api/v1/jobs/:id/…
 // in one method's tree, so POST /api/v1/jobs/:id is registered as a switch:
