@@ -50,13 +50,19 @@
 //     incompleteness; FailureIDs is exact for retry-all.
 //   - FailureWriter batches bursts into transactions of up to 2,000 rows
 //     without ever blocking the caller; past MaxPending (100,000) waiting
-//     rows it drops and counts.
+//     rows it drops and counts. MaxRate paces it during a burst, so that
+//     recording failures does not take the CPU the jobs need.
+//   - A failure's retry state moves by compare-and-set
+//     (UpdateFailureRetryIf), so two retries of one failure make one job;
+//     SettleFailures marks earlier failures superseded or succeeded when a
+//     later attempt of their job ends; LaterFailure and SetFailureRetryJob
+//     serve the retry checks.
 //
 // # Replication
 //
 // Replicate runs litestream in-process for one database and replica URL
-// (file:///abs/dir; s3://… only when the binary links litestream's s3
-// package). Shutdown order: (*FailureWriter).Close, then (*DB).Close, then
+// (file:///abs/dir or s3://bucket/prefix?…; the s3 backend is linked, see
+// s3.go). Shutdown order: (*FailureWriter).Close, then (*DB).Close, then
 // (*Replicator).Close, which uploads what is left. Restore rebuilds a database from the replica
 // into a path that must not exist, then runs integrity_check. The same
 // litestream.yml serves this package (LoadLitestreamConfig) and a stock
