@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"conveyor/lanes"
-	"conveyor/ops"
+	"conveyor/ops/events"
 	"conveyor/queue"
 	"conveyor/ui"
 )
@@ -48,7 +48,7 @@ type app struct {
 	store   *queue.Store
 	reg     *lanes.Registry
 	pool    *lanes.Pool
-	bus     *ops.Broadcaster
+	bus     *events.Bus
 	web     *ui.Server
 	http    *http.Server
 	ln      net.Listener
@@ -88,7 +88,7 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	if a.store, err = queue.Open(filepath.Join(st.DataDir, queueFile), qopts); err != nil {
 		return nil, err
 	}
-	a.bus = ops.NewBroadcaster(ops.BroadcasterOptions{Logger: log.With("part", "broadcast")})
+	a.bus = events.NewBus(events.Options{Logger: log.With("part", "broadcast")})
 	a.reg = lanes.NewRegistry()
 	if err := lanes.RegisterBuiltins(a.reg); err != nil {
 		return nil, err
@@ -173,8 +173,8 @@ func (a *app) forwardChanges() {
 	sub := a.store.Subscribe()
 	go func() {
 		for range sub.C {
-			a.bus.Publish(ops.TopicJobs)
-			a.bus.Publish(ops.TopicMetrics)
+			a.bus.Publish(events.TopicJobs)
+			a.bus.Publish(events.TopicMetrics)
 		}
 	}()
 }

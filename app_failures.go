@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/failures"
 	"conveyor/queue"
 	"conveyor/ui"
 )
@@ -44,9 +44,9 @@ type failuresPart struct {
 	db      *data.DB
 	repl    *data.Replicator
 	writer  *data.FailureWriter
-	tracker *ops.Tracker
-	capture *ops.Capture
-	retrier *ops.Retrier
+	tracker *failures.Tracker
+	capture *failures.Capture
+	retrier *failures.Retrier
 	snaps   *queueSnapshots
 }
 
@@ -64,11 +64,11 @@ type failureSettings struct {
 	// file replica; 0 turns the snapshots off.
 	QueueSnapshotInterval time.Duration
 	// QueueHealth are the queue-health thresholds.
-	QueueHealth ops.QueueHealthOptions
+	QueueHealth failures.QueueHealthOptions
 	// AutoRetry tunes RetryFailedBackgroundJobsJob.
-	AutoRetry ops.AutoRetryOptions
+	AutoRetry failures.AutoRetryOptions
 	// FailureWriteRate is the most failures written per second during a
-	// burst (ops.DefaultFailureWriteRate).
+	// burst (failures.DefaultFailureWriteRate).
 	FailureWriteRate int
 
 	flagReplica, flagLitestream, flagSnapshots string
@@ -143,11 +143,11 @@ func (s *failureSettings) resolve(fc failuresFile, getenv func(string) string, d
 	}
 
 	qh := fc.QueueHealth
-	s.QueueHealth.Default = ops.QueueThresholds{MaxLatency: time.Duration(qh.MaxLatency), MaxSize: qh.MaxSize}
+	s.QueueHealth.Default = failures.QueueThresholds{MaxLatency: time.Duration(qh.MaxLatency), MaxSize: qh.MaxSize}
 	if len(qh.Queues) > 0 {
-		s.QueueHealth.Queues = map[string]ops.QueueThresholds{}
+		s.QueueHealth.Queues = map[string]failures.QueueThresholds{}
 		for name, t := range qh.Queues {
-			s.QueueHealth.Queues[name] = ops.QueueThresholds{MaxLatency: time.Duration(t.MaxLatency), MaxSize: t.MaxSize}
+			s.QueueHealth.Queues[name] = failures.QueueThresholds{MaxLatency: time.Duration(t.MaxLatency), MaxSize: t.MaxSize}
 		}
 	}
 	if qh.MaxSize < 0 {
@@ -159,7 +159,7 @@ func (s *failureSettings) resolve(fc failuresFile, getenv func(string) string, d
 		}
 	}
 	fr := fc.FailureRetry
-	s.AutoRetry = ops.AutoRetryOptions{BatchSize: fr.BatchSize, ScanLimit: fr.ScanLimit, CoolDown: time.Duration(fr.CoolDown),
+	s.AutoRetry = failures.AutoRetryOptions{BatchSize: fr.BatchSize, ScanLimit: fr.ScanLimit, CoolDown: time.Duration(fr.CoolDown),
 		MaxRetries: fr.MaxRetries, PerFingerprint: fr.PerFingerprint}
 	if err := s.AutoRetry.Validate(); err != nil {
 		return fmt.Errorf("config: failure_retry: %w", err)
@@ -167,7 +167,7 @@ func (s *failureSettings) resolve(fc failuresFile, getenv func(string) string, d
 	if fc.FailureWriteRate < 0 {
 		return fmt.Errorf("config: failure_write_rate must not be negative")
 	}
-	s.FailureWriteRate = cmp.Or(fc.FailureWriteRate, ops.DefaultFailureWriteRate)
+	s.FailureWriteRate = cmp.Or(fc.FailureWriteRate, failures.DefaultFailureWriteRate)
 	return nil
 }
 
@@ -253,17 +253,17 @@ func (a *app) openFailures(ctx context.Context) error {
 	} else {
 		log.Warn("replication is off: the database and the queue have no backup")
 	}
-	if f.tracker, err = ops.NewTracker(ops.TrackerOptions{DB: db, Bus: a.bus, Logger: log}); err != nil {
+	if f.tracker, err = failures.NewTracker(failures.TrackerOptions{DB: db, Bus: a.bus, Logger: log}); err != nil {
 		return err
 	}
 	f.writer = data.NewFailureWriter(db, data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log,
 		MaxRate: st.FailureWriteRate})
-	if f.capture, err = ops.NewCapture(ops.CaptureOptions{Writer: f.writer, DB: db, Registry: a.reg, Bus: a.bus, Logger: log}); err != nil {
+	if f.capture, err = failures.NewCapture(failures.CaptureOptions{Writer: f.writer, DB: db, Registry: a.reg, Bus: a.bus, Logger: log}); err != nil {
 		return err
 	}
 	a.middleware = append(a.middleware, f.capture.Middleware())
-	a.retryable = ops.RetryableError
-	if f.retrier, err = ops.NewRetrier(ops.RetrierOptions{DB: db, Store: a.store, Registry: a.reg, Topology: a.st.Topology,
+	a.retryable = failures.RetryableError
+	if f.retrier, err = failures.NewRetrier(failures.RetrierOptions{DB: db, Store: a.store, Registry: a.reg, Topology: a.st.Topology,
 		Bus: a.bus, Logger: log}); err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (a *app) openFailures(ctx context.Context) error {
 	}
 	qhOpts := st.QueueHealth
 	qhOpts.Store, qhOpts.Tracker, qhOpts.DB, qhOpts.Logger = a.store, f.tracker, db, log
-	qh, err := ops.NewQueueHealth(qhOpts)
+	qh, err := failures.NewQueueHealth(qhOpts)
 	if err != nil {
 		return err
 	}

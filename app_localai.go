@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"conveyor/ops"
+	"conveyor/ops/localai"
 	"conveyor/ui"
 )
 
@@ -20,8 +20,8 @@ const envLocalAIWatchInterval = "LOCAL_AI_WATCH_INTERVAL"
 // supervisor, the shared health state, the health watch and the gates of
 // the AI lanes.
 type localAIPart struct {
-	sup       *ops.Supervisor
-	health    *ops.AIHealth
+	sup       *localai.Supervisor
+	health    *localai.Health
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
 }
@@ -30,9 +30,9 @@ type localAIPart struct {
 // `local_ai:` section with the environment over it (the seed's variables).
 type localAISettings struct {
 	// Config is resolved: defaults filled in and validated.
-	Config ops.LocalAIConfig
+	Config localai.Config
 	// WatchInterval is how often serve checks the services between runs of
-	// the scheduled check job (default ops.DefaultWatchInterval).
+	// the scheduled check job (default localai.DefaultWatchInterval).
 	WatchInterval time.Duration
 }
 
@@ -59,14 +59,14 @@ type localAISection struct {
 // the key it came from.
 func (s localAISection) byEnv() map[string][2]string {
 	return map[string][2]string{
-		ops.EnvLocalAIURL:          {s.URL, "url"},
-		ops.EnvLocalAIHealthPath:   {s.HealthPath, "health_path"},
-		ops.EnvOllamaURL:           {s.OllamaURL, "ollama_url"},
-		ops.EnvLocalAIStartCommand: {s.StartCommand, "start_command"},
-		ops.EnvLocalAIStopCommand:  {s.StopCommand, "stop_command"},
-		ops.EnvLocalAIStartTimeout: {s.StartTimeout, "start_timeout"},
-		ops.EnvStartLocalAI:        {s.Start, "start"},
-		ops.EnvUseLocalAI:          {s.UseMicroservice, "use_microservice"},
+		localai.EnvURL:             {s.URL, "url"},
+		localai.EnvHealthPath:      {s.HealthPath, "health_path"},
+		localai.EnvOllamaURL:       {s.OllamaURL, "ollama_url"},
+		localai.EnvStartCommand:    {s.StartCommand, "start_command"},
+		localai.EnvStopCommand:     {s.StopCommand, "stop_command"},
+		localai.EnvStartTimeout:    {s.StartTimeout, "start_timeout"},
+		localai.EnvStart:           {s.Start, "start"},
+		localai.EnvUseMicroservice: {s.UseMicroservice, "use_microservice"},
 		envLocalAIWatchInterval:    {s.WatchInterval, "watch_interval"},
 	}
 }
@@ -88,16 +88,16 @@ func (s *localAISettings) resolve(fc localAIFile, getenv func(string) string, da
 		return strings.TrimSpace(file[name][0])
 	}
 	fromFile := func(name string) bool { return strings.TrimSpace(getenv(name)) == "" && merged(name) != "" }
-	cfg, err := ops.LocalAIConfigFromEnv(merged)
+	cfg, err := localai.ConfigFromEnv(merged)
 	if err != nil {
-		var se *ops.SettingError
+		var se *localai.SettingError
 		if errors.As(err, &se) && fromFile(se.Name) {
 			return fmt.Errorf("config: local_ai.%s %q: %s", file[se.Name][1], se.Value, se.Reason)
 		}
 		return err
 	}
 	s.Config = cfg
-	s.WatchInterval = ops.DefaultWatchInterval
+	s.WatchInterval = localai.DefaultWatchInterval
 	if v := merged(envLocalAIWatchInterval); v != "" {
 		d, err := parseDuration(v)
 		if err == nil && d <= 0 {
@@ -120,8 +120,8 @@ func (s *localAISettings) resolve(fc localAIFile, getenv func(string) string, da
 // needs every scheduled class registered.
 func (a *app) registerLocalAIJobs() error {
 	log := a.log.With("part", "local_ai")
-	a.localAI.sup = ops.NewSupervisor(a.st.LocalAI.Config, a.st.DataDir, log)
-	a.localAI.health = ops.NewAIHealth(a.localAI.sup, ops.AIHealthOptions{DB: a.failures.db, Bus: a.bus, Logger: log})
+	a.localAI.sup = localai.NewSupervisor(a.st.LocalAI.Config, a.st.DataDir, log)
+	a.localAI.health = localai.NewHealth(a.localAI.sup, localai.HealthOptions{DB: a.failures.db, Bus: a.bus, Logger: log})
 	return a.reg.Register(a.localAI.health.Class())
 }
 
@@ -138,7 +138,7 @@ func (a *app) openLocalAI(ctx context.Context) error {
 	a.ready = append(a.ready, a.localAIReady)
 	cfg := a.st.LocalAI.Config
 	err := p.sup.Ensure(ctx)
-	var se *ops.StartError
+	var se *localai.StartError
 	switch {
 	case err == nil && !cfg.Required():
 		if st := p.health.State(); !st.LanesOpen {
@@ -148,7 +148,7 @@ func (a *app) openLocalAI(ctx context.Context) error {
 		if _, err := p.health.Check(ctx); err != nil {
 			a.log.Error("record local AI health", "part", "local_ai", "err", err)
 		}
-	case errors.Is(err, ops.ErrStartDisabled) && errors.As(err, &se):
+	case errors.Is(err, localai.ErrStartDisabled) && errors.As(err, &se):
 		a.log.Warn("local AI is not healthy; AI lanes held closed until it is", "part", "local_ai", "err", err)
 		if err := p.health.Report(ctx, se.Results); err != nil {
 			a.log.Error("record local AI health", "part", "local_ai", "err", err)
@@ -175,7 +175,7 @@ func (a *app) startLocalAI(ctx context.Context) error {
 }
 
 // stopLocalAI stops the watch and then the services, if this process
-// started them (ops.Supervisor.Release); what another process started is
+// started them (localai.Supervisor.Release); what another process started is
 // left running.
 func (a *app) stopLocalAI(ctx context.Context) error {
 	p := &a.localAI
@@ -191,7 +191,7 @@ func (a *app) stopLocalAI(ctx context.Context) error {
 	switch {
 	case err == nil:
 		a.log.Info("stopped the local AI services this process started", "part", "local_ai")
-	case errors.Is(err, ops.ErrNotOwned):
+	case errors.Is(err, localai.ErrNotOwned):
 		a.log.Debug("local AI left as it is", "part", "local_ai", "reason", err)
 		err = nil
 	default:

@@ -18,7 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"conveyor/ops"
+	"conveyor/ops/localai"
 	"conveyor/ui"
 )
 
@@ -87,13 +87,13 @@ type supervisorReport struct {
 	DataDir string `json:"data_dir"`
 	Serving bool   `json:"serving"`
 	// The ownership record: local AI services Conveyor started.
-	Owned    bool        `json:"owned"`
-	PID      int         `json:"pid,omitempty"`
-	Mode     ops.RunMode `json:"mode,omitempty"`
-	Command  string      `json:"command,omitempty"`
-	Since    time.Time   `json:"since,omitzero"`
-	OwnerPID int         `json:"owner_pid,omitempty"`
-	Note     string      `json:"note,omitempty"`
+	Owned    bool            `json:"owned"`
+	PID      int             `json:"pid,omitempty"`
+	Mode     localai.RunMode `json:"mode,omitempty"`
+	Command  string          `json:"command,omitempty"`
+	Since    time.Time       `json:"since,omitzero"`
+	OwnerPID int             `json:"owner_pid,omitempty"`
+	Note     string          `json:"note,omitempty"`
 }
 
 // webReport is the web part: the running server's /readyz.
@@ -106,12 +106,12 @@ type webReport struct {
 
 // localAIReport is the local AI part: the checks, run now.
 type localAIReport struct {
-	OK       bool               `json:"ok"`
-	Required bool               `json:"required"`
-	Healthy  bool               `json:"healthy"`
-	Start    ops.StartMode      `json:"start_mode"`
-	Detail   string             `json:"detail"`
-	Checks   []ops.HealthResult `json:"checks,omitempty"`
+	OK       bool                   `json:"ok"`
+	Required bool                   `json:"required"`
+	Healthy  bool                   `json:"healthy"`
+	Start    localai.StartMode      `json:"start_mode"`
+	Detail   string                 `json:"detail"`
+	Checks   []localai.HealthResult `json:"checks,omitempty"`
 }
 
 // cmdHealth is `conveyor health`: supervisor, web and local AI readiness in
@@ -138,11 +138,11 @@ func cmdHealth(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
-	sup := ops.NewSupervisor(env.localAI.Config, env.dataDir, nil)
+	sup := localai.NewSupervisor(env.localAI.Config, env.dataDir, nil)
 
 	var rep healthReport
 	var wg sync.WaitGroup
-	var st ops.Status
+	var st localai.Status
 	wg.Go(func() { st = sup.Status(ctx) })
 	wg.Go(func() {
 		rep.Web = webHealth(ctx, first(*server, getenv("CONVEYOR_URL"), serverURL(env.listen)), env.dataDir, getenv)
@@ -216,7 +216,7 @@ func supervisorHealth(dataDir string) supervisorReport {
 }
 
 // ownershipNote says who started the local AI services.
-func ownershipNote(st ops.Status) string {
+func ownershipNote(st localai.Status) string {
 	var b strings.Builder
 	if st.Owned {
 		fmt.Fprintf(&b, "local AI started by Conveyor: pid %d (%s) since %s", st.PID, st.Mode, st.Since.Local().Format(time.DateTime))
@@ -233,7 +233,7 @@ func ownershipNote(st ops.Status) string {
 }
 
 // notRequiredReason says why local AI is not required ("" when it is).
-func notRequiredReason(st ops.Status) string {
+func notRequiredReason(st localai.Status) string {
 	if st.Required {
 		return ""
 	}
@@ -289,7 +289,7 @@ func webHealth(ctx context.Context, base, dataDir string, getenv func(string) st
 }
 
 // localAIHealth turns the supervisor's status into the local AI part.
-func localAIHealth(st ops.Status) localAIReport {
+func localAIHealth(st localai.Status) localAIReport {
 	rep := localAIReport{OK: st.Healthy || !st.Required, Required: st.Required, Healthy: st.Healthy, Start: st.Start, Checks: st.Results}
 	switch {
 	case !st.Required:
@@ -299,7 +299,7 @@ func localAIHealth(st ops.Status) localAIReport {
 	default:
 		rep.Detail = "not healthy"
 		switch st.Start {
-		case ops.StartNever:
+		case localai.StartNever:
 			rep.Detail += "; START_LOCAL_AI=false: serve holds the AI lanes closed until it is; start it yourself"
 		default:
 			rep.Detail += "; AI lanes held closed; start it with `conveyor ai start` (needs LOCAL_AI_START_COMMAND) or yourself"
@@ -388,13 +388,13 @@ func cmdAI(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sup := ops.NewSupervisor(env.localAI.Config, env.dataDir, log)
+	sup := localai.NewSupervisor(env.localAI.Config, env.dataDir, log)
 	switch action {
 	case "start":
 		err = sup.Start(ctx)
 	case "stop":
 		err = sup.Stop(ctx)
-		if errors.Is(err, ops.ErrNotOwned) {
+		if errors.Is(err, localai.ErrNotOwned) {
 			err = fmt.Errorf("nothing stopped: %w (Conveyor stops only what it started)", err)
 		}
 	case "restart":
@@ -423,7 +423,7 @@ func cmdAI(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 // printAIStatus writes `conveyor ai status` for people.
-func printAIStatus(w io.Writer, st ops.Status) {
+func printAIStatus(w io.Writer, st localai.Status) {
 	rep := localAIHealth(st)
 	fmt.Fprintf(w, "local AI: %s (START_LOCAL_AI=%s)\n", rep.Detail, st.Start)
 	for _, r := range st.Results {

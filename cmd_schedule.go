@@ -13,7 +13,7 @@ import (
 
 	"conveyor/cron"
 	"conveyor/lanes"
-	"conveyor/ops"
+	"conveyor/ops/events"
 	"conveyor/queue"
 )
 
@@ -110,7 +110,7 @@ func knownClasses(ctx context.Context, st settings, getenv func(string) string) 
 	if a.store, err = queue.Open(filepath.Join(dir, queueFile), queue.Options{NoSync: true, Logger: log}); err != nil {
 		return reg, err
 	}
-	a.bus = ops.NewBroadcaster(ops.BroadcasterOptions{Logger: log})
+	a.bus = events.NewBus(events.Options{Logger: log})
 	if err := a.openFailures(ctx); err != nil {
 		return reg, err
 	}

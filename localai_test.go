@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/localai"
 	"conveyor/queue"
 )
 
@@ -214,8 +214,8 @@ func aiEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "LOCAL_AI_") || strings.HasPrefix(name, "CONVEYOR_") || name == ops.EnvOllamaURL ||
-			name == ops.EnvStartLocalAI || name == ops.EnvUseLocalAI {
+		if strings.HasPrefix(name, "LOCAL_AI_") || strings.HasPrefix(name, "CONVEYOR_") || name == localai.EnvOllamaURL ||
+			name == localai.EnvStart || name == localai.EnvUseMicroservice {
 			continue
 		}
 		env = append(env, kv)
@@ -393,7 +393,7 @@ func TestLocalAIFreshMachine(t *testing.T) {
 	if err, _ := srv.terminate(); err != nil {
 		t.Fatalf("serve exited with %v\n%s", err, srv.stderr.String())
 	}
-	if _, err := os.Stat(filepath.Join(dir, ops.OwnerFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, localai.OwnerFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ownership record on a fresh machine: %v", err)
 	}
 }
@@ -483,7 +483,7 @@ func TestLocalAIStartThenHealthyAndStop(t *testing.T) {
 	srv.waitJob(t, srv.enqueue(t, "SleepJob", "ai_ocr_queue", map[string]int{"ms": 1}), "done")
 
 	rep, _ := healthJSON(t, srv, dir, env...)
-	if !ourParts(rep) || !rep.Supervisor.Owned || rep.Supervisor.PID != pid || rep.Supervisor.Mode != ops.ModeForeground ||
+	if !ourParts(rep) || !rep.Supervisor.Owned || rep.Supervisor.PID != pid || rep.Supervisor.Mode != localai.ModeForeground ||
 		rep.Supervisor.OwnerPID != srv.cmd.Process.Pid || !rep.LocalAI.Healthy || len(rep.LocalAI.Checks) != 2 {
 		t.Fatalf("health: %+v", rep)
 	}
@@ -501,7 +501,7 @@ func TestLocalAIStartThenHealthyAndStop(t *testing.T) {
 	if alive(pid) {
 		t.Error("serve left the local AI service it started running")
 	}
-	if _, err := os.Stat(filepath.Join(dir, ops.OwnerFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, localai.OwnerFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ownership record left after stop: %v", err)
 	}
 }
@@ -525,7 +525,7 @@ func TestLocalAILeavesOthersServicesAlone(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ops.OwnerFile), []byte(stale), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, localai.OwnerFile), []byte(stale), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A start command is configured, but the services are healthy: nothing
@@ -541,7 +541,7 @@ func TestLocalAILeavesOthersServicesAlone(t *testing.T) {
 		t.Fatalf("health: %+v", rep)
 	}
 	getenv := envFunc(env...)
-	if _, err := runCmd(t, getenv, "ai", "stop", "--data", dir); !errors.Is(err, ops.ErrNotOwned) {
+	if _, err := runCmd(t, getenv, "ai", "stop", "--data", dir); !errors.Is(err, localai.ErrNotOwned) {
 		t.Errorf("ai stop of someone else's services: %v, want ErrNotOwned", err)
 	}
 	if err, _ := srv.terminate(); err != nil {
@@ -550,7 +550,7 @@ func TestLocalAILeavesOthersServicesAlone(t *testing.T) {
 	if !alive(pid) {
 		t.Fatal("serve stopped services it did not start")
 	}
-	if _, err := os.Stat(filepath.Join(dir, ops.OwnerFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, localai.OwnerFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale ownership record kept: %v", err)
 	}
 }
@@ -576,7 +576,7 @@ func TestLocalAIHoldsLanesUntilHealthy(t *testing.T) {
 		srv.enqueue(t, "SleepJob", "ai_face_queue", map[string]int{"ms": 1}),
 		srv.enqueue(t, "SleepJob", "frame_generation", map[string]int{"ms": 1}),
 	}
-	srv.waitJob(t, srv.enqueue(t, ops.AIHealthJob, "", nil), "done")
+	srv.waitJob(t, srv.enqueue(t, localai.HealthJob, "", nil), "done")
 	srv.waitJob(t, srv.enqueue(t, "NoopJob", "", nil), "done")
 	for _, id := range held {
 		if st := srv.jobState(t, id); st != "ready" {
@@ -585,7 +585,7 @@ func TestLocalAIHoldsLanesUntilHealthy(t *testing.T) {
 	}
 
 	micro.status.Store(200)
-	srv.waitJob(t, srv.enqueue(t, ops.AIHealthJob, "", nil), "done")
+	srv.waitJob(t, srv.enqueue(t, localai.HealthJob, "", nil), "done")
 	for _, id := range held {
 		srv.waitJob(t, id, "done")
 	}
@@ -675,7 +675,7 @@ func TestLocalAIOutageIssueInProcess(t *testing.T) {
 	}
 	check := func() {
 		t.Helper()
-		res, err := a.store.Enqueue(ctx, queue.NewJob{Class: ops.AIHealthJob, Queue: ops.AIHealthQueue})
+		res, err := a.store.Enqueue(ctx, queue.NewJob{Class: localai.HealthJob, Queue: localai.HealthQueue})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -683,7 +683,7 @@ func TestLocalAIOutageIssueInProcess(t *testing.T) {
 	}
 
 	is := issues()
-	if len(is) != 1 || is[0].Status != data.IssueOpen || is[0].Class != ops.ServiceLocalAI || is[0].Fingerprint != ops.AIOutageFingerprint(ops.ServiceLocalAI) {
+	if len(is) != 1 || is[0].Status != data.IssueOpen || is[0].Class != localai.ServiceMicroservice || is[0].Fingerprint != localai.OutageFingerprint(localai.ServiceMicroservice) {
 		t.Fatalf("after the start-up check: %+v", is)
 	}
 	check()
@@ -752,8 +752,8 @@ func TestAICommands(t *testing.T) {
 	}
 	first := ai.pid(t)
 	out, err := runCmd(t, getenv, "ai", "status", "--json", "--data", dir)
-	var st ops.Status
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil || !st.Healthy || !st.Owned || st.PID != first || st.Mode != ops.ModeForeground {
+	var st localai.Status
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || !st.Healthy || !st.Owned || st.PID != first || st.Mode != localai.ModeForeground {
 		t.Fatalf("status after start: %v %+v", err, st)
 	}
 
@@ -771,7 +771,7 @@ func TestAICommands(t *testing.T) {
 	if alive(second) {
 		t.Fatal("still running after ai stop")
 	}
-	if _, err := runCmd(t, getenv, "ai", "stop", "--data", dir); !errors.Is(err, ops.ErrNotOwned) {
+	if _, err := runCmd(t, getenv, "ai", "stop", "--data", dir); !errors.Is(err, localai.ErrNotOwned) {
 		t.Errorf("second stop: %v, want ErrNotOwned", err)
 	}
 
@@ -782,7 +782,7 @@ func TestAICommands(t *testing.T) {
 	if _, err := runCmd(t, getenv, "ai", "reboot"); !errors.As(err, &usage) {
 		t.Errorf("ai reboot: %v", err)
 	}
-	if _, err := runCmd(t, envFunc(), "ai", "start", "--data", dir); !errors.Is(err, ops.ErrNotRequired) {
+	if _, err := runCmd(t, envFunc(), "ai", "start", "--data", dir); !errors.Is(err, localai.ErrNotRequired) {
 		t.Errorf("ai start with nothing configured: %v, want ErrNotRequired", err)
 	}
 	if out, err := runCmd(t, envFunc(), "ai", "status", "--data", dir); err != nil || !strings.Contains(out, "LOCAL_AI_URL is not set") {
@@ -828,18 +828,18 @@ func TestLocalAISettings(t *testing.T) {
 	}{
 		{name: "defaults", check: func(s localAISettings) bool {
 			c := s.Config
-			return !c.Required() && c.HealthPath == "/health" && c.OllamaURL == ops.DefaultOllamaURL && c.Start == ops.StartAuto &&
-				c.StartTimeout == 60*time.Second && c.Microservice() && s.WatchInterval == ops.DefaultWatchInterval
+			return !c.Required() && c.HealthPath == "/health" && c.OllamaURL == localai.DefaultOllamaURL && c.Start == localai.StartAuto &&
+				c.StartTimeout == 60*time.Second && c.Microservice() && s.WatchInterval == localai.DefaultWatchInterval
 		}},
 		{name: "file", file: file, check: func(s localAISettings) bool {
 			c := s.Config
-			return c.Required() && c.URL == "http://127.0.0.1:5000" && c.Start == ops.StartNever && c.StartTimeout == 90*time.Second &&
+			return c.Required() && c.URL == "http://127.0.0.1:5000" && c.Start == localai.StartNever && c.StartTimeout == 90*time.Second &&
 				c.StartCommand == "bin/local_ai_services start" && s.WatchInterval == 2*time.Minute
 		}},
 		{name: "environment over file", file: file, env: []string{"LOCAL_AI_URL=http://10.0.0.2:5000", "START_LOCAL_AI=auto",
 			"LOCAL_AI_START_TIMEOUT=2m", "USE_LOCAL_AI_MICROSERVICE=false", "LOCAL_AI_WATCH_INTERVAL=5s"}, check: func(s localAISettings) bool {
 			c := s.Config
-			return !c.Required() && c.URL == "http://10.0.0.2:5000" && c.Start == ops.StartAuto && c.StartTimeout == 2*time.Minute &&
+			return !c.Required() && c.URL == "http://10.0.0.2:5000" && c.Start == localai.StartAuto && c.StartTimeout == 2*time.Minute &&
 				s.WatchInterval == 5*time.Second
 		}},
 		{name: "bad file value names the key", file: "local_ai:\n  start: sometimes\n", err: `config: local_ai.start "sometimes": want auto, true or false`},

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/failures"
 )
 
 // restoreRig is one data directory and its replica outside it, so that the
@@ -457,7 +457,7 @@ func TestFailureSettings(t *testing.T) {
 			s.AutoRetry.BatchSize != 7 || s.FailureWriteRate != 500) {
 			t.Errorf("file settings not read: %+v %+v %d", s.QueueHealth, s.AutoRetry, s.FailureWriteRate)
 		}
-		if c.name == "defaults" && s.FailureWriteRate != ops.DefaultFailureWriteRate {
+		if c.name == "defaults" && s.FailureWriteRate != failures.DefaultFailureWriteRate {
 			t.Errorf("default write rate %d", s.FailureWriteRate)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/events"
 	"conveyor/queue"
 )
 
@@ -195,7 +195,7 @@ func (s *Scheduler) EnqueueNow(ctx context.Context, name string) (uint64, error)
 	sl.manualJobID, sl.manualAt = res.ID, now
 	s.notifyLocked()
 	s.mu.Unlock()
-	s.publish(ops.TopicSchedule)
+	s.publish(events.TopicSchedule)
 	return res.ID, nil
 }
 
@@ -244,7 +244,7 @@ func (s *Scheduler) SetEnabled(ctx context.Context, name string, enabled bool) (
 	s.notifyLocked()
 	s.mu.Unlock()
 	poke(s.kick)
-	s.publish(ops.TopicSchedule)
+	s.publish(events.TopicSchedule)
 	word := "disabled"
 	if enabled {
 		word = "enabled"

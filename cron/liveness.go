@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/events"
+	"conveyor/ops/failures"
 )
 
 // HealthState names the scheduler's condition.
@@ -53,7 +54,7 @@ type Health struct {
 func (h Health) OK() bool { return h.State == HealthOK }
 
 // livenessFingerprint is the one issue the scheduler opens about itself.
-var livenessFingerprint = ops.Fingerprint(string(data.SourceScheduler), "liveness", "scheduler", "")
+var livenessFingerprint = failures.Fingerprint(string(data.SourceScheduler), "liveness", "scheduler", "")
 
 // Health returns the scheduler's liveness as its watchdog last judged it,
 // with the loop's figures as they are now.
@@ -207,7 +208,7 @@ func (s *Scheduler) evaluate(now time.Time, obs *observation) (Health, time.Time
 // at the first verdict it resolves an issue left open by an earlier run.
 func (s *Scheduler) report(ctx context.Context, prev, verdict Health, first bool) {
 	ctx = context.WithoutCancel(ctx)
-	defer s.publish(ops.TopicSchedule)
+	defer s.publish(events.TopicSchedule)
 	switch verdict.State {
 	case HealthOK, HealthStarting:
 		if prev.State == HealthStarting && verdict.State == HealthStarting && !first {
@@ -220,7 +221,7 @@ func (s *Scheduler) report(ctx context.Context, prev, verdict Health, first bool
 		}
 		if resolved {
 			s.log.Info("scheduler healthy again: issue resolved")
-			s.publish(ops.TopicIssues)
+			s.publish(events.TopicIssues)
 		}
 	default:
 		s.log.Error("scheduler unhealthy", "state", verdict.State, "detail", verdict.Detail)
@@ -235,6 +236,6 @@ func (s *Scheduler) report(ctx context.Context, prev, verdict Health, first bool
 			s.log.Error("open the scheduler issue", "err", err)
 			return
 		}
-		s.publish(ops.TopicIssues)
+		s.publish(events.TopicIssues)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/events"
 	"conveyor/queue"
 )
 
@@ -39,7 +39,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		s.notifyLocked()
 		s.mu.Unlock()
 		poke(s.wdKick)
-		s.publish(ops.TopicSchedule)
+		s.publish(events.TopicSchedule)
 	}()
 	io := context.WithoutCancel(ctx) // a pass that began finishes its writes
 	for {
@@ -168,7 +168,7 @@ func (s *Scheduler) run(ctx context.Context, plans []*firePlan, now time.Time) {
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
-	s.publish(ops.TopicSchedule)
+	s.publish(events.TopicSchedule)
 
 	if recErr == nil && firedAt.Sub(s.prunedAt) >= pruneEvery {
 		s.prunedAt = firedAt

@@ -12,7 +12,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
-	"conveyor/ops"
+	"conveyor/ops/events"
 	"conveyor/queue"
 )
 
@@ -81,9 +81,9 @@ type Options struct {
 	// enqueues and shows why. They are read at Start. Registry is required.
 	Registry *lanes.Registry
 	Topology lanes.Topology
-	// Bus receives ops.TopicSchedule (and ops.TopicIssues) when something
+	// Bus receives events.TopicSchedule (and events.TopicIssues) when something
 	// changes. Optional.
-	Bus *ops.Broadcaster
+	Bus *events.Bus
 	// Clock is the time source (default SystemClock).
 	Clock Clock
 	// Logger receives fires at debug level, missed ticks, late ticks and
@@ -478,7 +478,7 @@ func (s *Scheduler) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-func (s *Scheduler) publish(topics ...ops.Topic) {
+func (s *Scheduler) publish(topics ...events.Topic) {
 	if s.opts.Bus == nil {
 		return
 	}

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"conveyor/ops"
+	"conveyor/ops/events"
 )
 
 func TestEventsStreamTopics(t *testing.T) {
 	t.Parallel()
-	bus := ops.NewBroadcaster(ops.BroadcasterOptions{Manual: true})
+	bus := events.NewBus(events.Options{Manual: true})
 	defer bus.Close()
 	r := newRig(t, rigOpts{cfg: func(c *Config) { c.Events = bus }})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,8 +31,8 @@ func TestEventsStreamTopics(t *testing.T) {
 	if line, _ := br.ReadString('\n'); line != ": connected\n" {
 		t.Fatalf("first line %q", line)
 	}
-	bus.Publish(ops.TopicFailures)
-	bus.Publish(ops.TopicFailures)
+	bus.Publish(events.TopicFailures)
+	bus.Publish(events.TopicFailures)
 	bus.Flush()
 	var got []string
 	for len(got) < 2 {

@@ -15,7 +15,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/failures"
 )
 
 // FailuresConfig is the failure pipeline's part of Config. Every field is
@@ -26,12 +26,12 @@ type FailuresConfig struct {
 	FailuresDB *data.DB
 	// Retrier retries failures (POST /api/v1/failures/{id}/retry and
 	// POST /api/v1/failures/retry).
-	Retrier *ops.Retrier
+	Retrier *failures.Retrier
 	// IssueTracker resolves issues for operators
 	// (POST /api/v1/issues/{id}/resolve).
-	IssueTracker *ops.Tracker
+	IssueTracker *failures.Tracker
 	// RetryAllLimit is the most failures one POST /api/v1/failures/retry
-	// looks at (default ops.DefaultRetryAllLimit); the answer says where
+	// looks at (default failures.DefaultRetryAllLimit); the answer says where
 	// to go on.
 	RetryAllLimit int
 	// Backup brings the replica and the queue snapshot up to date now
@@ -396,7 +396,7 @@ func failureView(f *data.Failure, detail bool) failureJSON {
 	if len(v.Args) == 0 {
 		v.Args = json.RawMessage("null")
 	}
-	truncated := ops.ArgsTruncated(f.Args)
+	truncated := failures.ArgsTruncated(f.Args)
 	v.ArgsTruncated = &truncated
 	bt := f.Backtrace
 	v.Backtrace = &bt
@@ -502,14 +502,14 @@ type retriedJSON struct {
 }
 
 // refusedJSON answers a refused retry (409): the error shape plus the
-// refusal's reason code (one of ops.RefusalReasons).
+// refusal's reason code (one of failures.RefusalReasons).
 type refusedJSON struct {
 	Error  string `json:"error"`
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
 }
 
-func (s *Server) retrier() (*ops.Retrier, error) {
+func (s *Server) retrier() (*failures.Retrier, error) {
 	if s.cfg.Retrier == nil {
 		return nil, &fieldError{kind: errUnavailable, Msg: "this server does not retry failures"}
 	}
@@ -527,7 +527,7 @@ func (s *Server) retryFailure(r *http.Request, ps httprouter.Params) (int, any, 
 		return 0, nil, err
 	}
 	res, err := rt.Retry(r.Context(), id)
-	var re *ops.RefusedError
+	var re *failures.RefusedError
 	switch {
 	case errors.As(err, &re):
 		return http.StatusConflict, refusedJSON{Error: "retry refused: " + re.Detail, Field: "id", Reason: string(re.Reason)}, nil

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"conveyor/data"
-	"conveyor/ops"
+	"conveyor/ops/failures"
 )
 
 // failureRig is a server with the failure pipeline's parts over a real
@@ -22,7 +22,7 @@ import (
 type failureRig struct {
 	*rig
 	db      *data.DB
-	tracker *ops.Tracker
+	tracker *failures.Tracker
 }
 
 func newFailureRig(t *testing.T) *failureRig {
@@ -37,13 +37,13 @@ func newFailureRig(t *testing.T) *failureRig {
 		}
 		db.Close()
 	})
-	tracker, err := ops.NewTracker(ops.TrackerOptions{DB: db})
+	tracker, err := failures.NewTracker(failures.TrackerOptions{DB: db})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(tracker.Close)
 	r := newRig(t, rigOpts{cfg: func(c *Config) {
-		rt, err := ops.NewRetrier(ops.RetrierOptions{DB: db, Store: c.Store, Registry: c.Registry, Topology: c.Topology})
+		rt, err := failures.NewRetrier(failures.RetrierOptions{DB: db, Store: c.Store, Registry: c.Registry, Topology: c.Topology})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,13 +268,13 @@ func TestRetryFailureAPI(t *testing.T) {
 	if ok.FailureID != 1 || ok.Status != "queued" || ok.JobID == 0 || ok.Revived || ok.Attempts != 1 {
 		t.Errorf("retry %+v", ok)
 	}
-	if j, err := r.store.Get(ok.JobID); err != nil || j.Class != "NoopJob" || j.Context[ops.CtxRetryOf] != "1" {
+	if j, err := r.store.Get(ok.JobID); err != nil || j.Class != "NoopJob" || j.Context[failures.CtxRetryOf] != "1" {
 		t.Errorf("retry job %+v %v", j, err)
 	}
 	for _, c := range []struct {
 		id     int
-		reason ops.RefusalReason
-	}{{1, ops.RefusedAlreadyRetried}, {2, ops.RefusedAuthentication}} {
+		reason failures.RefusalReason
+	}{{1, failures.RefusedAlreadyRetried}, {2, failures.RefusedAuthentication}} {
 		rp := r.call("POST", fmt.Sprintf("/api/v1/failures/%d/retry", c.id), "")
 		ref := into[refusedJSON](t, rp, http.StatusConflict)
 		if ref.Reason != string(c.reason) || ref.Field != "id" || !strings.HasPrefix(ref.Error, "retry refused: ") {
@@ -316,7 +316,7 @@ func TestIssuesAPI(t *testing.T) {
 	t.Parallel()
 	r := newFailureRig(t)
 	ctx := t.Context()
-	for _, p := range []ops.Problem{
+	for _, p := range []failures.Problem{
 		{Source: data.SourceQueueHealth, Subject: "sync", Kind: "latency", Title: "Queue sync is slow", Queue: "sync"},
 		{Source: data.SourceAIOutage, Subject: "local_ai", Kind: "down", Title: "Local AI is down"},
 	} {

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"conveyor/lanes"
-	"conveyor/ops"
+	"conveyor/ops/events"
 	"conveyor/queue"
 )
 
@@ -83,7 +83,7 @@ type Config struct {
 
 	// Events is the broadcaster whose topics GET /api/v1/events streams.
 	// Nil answers that endpoint with 503.
-	Events *ops.Broadcaster
+	Events *events.Bus
 
 	// The features' own parts of the configuration (failures.go, schedule.go).
 	FailuresConfig

@@ -1,0 +1,55 @@
+// Package failures owns what happens after a job fails: what kind of
+// failure it is, how alike failures are grouped into one issue, where the
+// failure row is written, how failures are retried, and the queue-health
+// check that raises issues of its own.
+//
+// It builds on conveyor/queue, conveyor/lanes, conveyor/data and
+// conveyor/ops/events; none of those imports it.
+//
+// # Classification
+//
+// [Classify] maps an error to a [Kind]: [KindAuthentication],
+// [KindTransient] or [KindRuntime]. The kind steers the queue's retry:
+// [Retryable] is false only for authentication failures, which are never
+// retried automatically. The rules, in the order they are tried, are
+// documented on [Classify]. Handlers that know better set the kind
+// themselves with [Error] or any error with a FailureKind method. Panics
+// recovered by the worker middleware are recorded as [KindRuntime].
+//
+// # Fingerprints
+//
+// [Fingerprint] groups alike failures (and queue-health and AI-outage
+// reports) into one issue: it hashes the source, kind, class and the message
+// after [NormalizeMessage] has replaced ids, numbers, hex, UUIDs, e-mail
+// addresses, URL query strings and quoted values with placeholders.
+//
+// # Capture: where a failure row is written
+//
+// [Capture] is the lanes middleware around every attempt (capture.go): a
+// failed attempt becomes a data.Failure handed, without waiting, to the
+// data.FailureWriter, which inserts the rows in batches on its own
+// goroutine and then calls its OnFlush ([Tracker.RecordFailures] in the
+// app). Capture also settles the retry state of earlier failures when a
+// later attempt of the same job ends.
+//
+// # Issues
+//
+// The [Tracker] keeps one issue per fingerprint: job failures arrive in
+// batches through RecordFailures; health checks (today the queue-health
+// check) report a [Problem] through [Tracker.Raise] and resolve it through
+// [Tracker.Clear]. Every change publishes events.TopicIssues.
+//
+// # Retries
+//
+// The [Retrier] retries a failure by hand ([Retrier.Retry],
+// [Retrier.RetryMatching]) or automatically in bounded batches
+// ([Retrier.AutoRetry], the RetryFailedBackgroundJobsJob class), refusing
+// with a typed [RefusedError] whatever cannot be retried (authentication
+// failures, finished pipelines, classes no longer registered, …).
+//
+// # Queue health
+//
+// [QueueHealth] (CheckQueueHealthJob) compares every queue's size and
+// latency with thresholds and raises or clears one queue_health issue per
+// queue.
+package failures

@@ -1,0 +1,452 @@
+package failures
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"conveyor/data"
+	"conveyor/lanes"
+	"conveyor/ops/events"
+	"conveyor/queue"
+)
+
+// Defaults for AutoRetryOptions and the batch retries.
+const (
+	// DefaultAutoRetryBatch is the most failures one run retries.
+	DefaultAutoRetryBatch = 100
+	// DefaultAutoRetryScan is the most failures one run looks at.
+	DefaultAutoRetryScan = 2000
+	// DefaultAutoRetryCoolDown is how long after a failure occurred it may
+	// be retried automatically.
+	DefaultAutoRetryCoolDown = 10 * time.Minute
+	// DefaultAutoRetryMax is how many times one failure (and the failures
+	// of its retries after it) is retried automatically.
+	DefaultAutoRetryMax = 3
+	// DefaultAutoRetryPerFingerprint is the most failures of one
+	// fingerprint (one issue) one run retries.
+	DefaultAutoRetryPerFingerprint = 10
+	// DefaultRetryAllLimit is the most failures one RetryMatching call
+	// looks at.
+	DefaultRetryAllLimit = 1000
+	// retryChunk is how many failure ids are read at a time.
+	retryChunk = 200
+	// retryWorkers retry failures of one chunk concurrently, so that their
+	// enqueues share the queue's commits.
+	retryWorkers = 4
+)
+
+// RefusalReason says why a failure was not retried.
+type RefusalReason string
+
+// The refusal reasons, in the order Retry checks them. "Recorded" reasons
+// are written to the failure's retry state (status refused, or superseded
+// where noted) so that lists show them; the others leave it as it is.
+const (
+	// RefusedAuthentication: authentication failures are never retried
+	// (recorded).
+	RefusedAuthentication RefusalReason = "authentication"
+	// RefusedNotRetryable: the failure is not retryable, e.g. its handler
+	// discarded the job (recorded).
+	RefusedNotRetryable RefusalReason = "not_retryable"
+	// RefusedAlreadyRetried: a retry is queued already.
+	RefusedAlreadyRetried RefusalReason = "already_retried"
+	// RefusedAlreadySucceeded: a retry succeeded already.
+	RefusedAlreadySucceeded RefusalReason = "already_succeeded"
+	// RefusedSuperseded: a later failure of the job or of its retry
+	// replaced this one (recorded as superseded when found here).
+	RefusedSuperseded RefusalReason = "superseded"
+	// RefusedRetryLimit: automatic retries only — the failure was retried
+	// automatically AutoRetryOptions.MaxRetries times already.
+	RefusedRetryLimit RefusalReason = "retry_limit"
+	// RefusedClassUnregistered: no handler is registered for the class
+	// any more (recorded).
+	RefusedClassUnregistered RefusalReason = "class_unregistered"
+	// RefusedQueueUnserved: no lane serves the queue any more (recorded).
+	RefusedQueueUnserved RefusalReason = "queue_unserved"
+	// RefusedPipelineTerminal: the failure was a step of a pipeline that
+	// has finished (or no longer exists) (recorded).
+	RefusedPipelineTerminal RefusalReason = "pipeline_terminal"
+	// RefusedStepTerminal: its pipeline step has finished (or no longer
+	// exists) (recorded).
+	RefusedStepTerminal RefusalReason = "step_terminal"
+	// RefusedJobSucceeded: a later attempt of the job succeeded (recorded
+	// as superseded).
+	RefusedJobSucceeded RefusalReason = "job_succeeded"
+	// RefusedJobPending: the job is ready or running again already (and,
+	// for automatic retries, waiting for the queue's own retry).
+	RefusedJobPending RefusalReason = "job_pending"
+	// RefusedArgsTruncated: the job is gone and its args were too large to
+	// be kept whole, so it cannot be enqueued again (recorded).
+	RefusedArgsTruncated RefusalReason = "args_truncated"
+)
+
+// RefusalReasons lists every reason, in the order Retry checks them.
+func RefusalReasons() []RefusalReason {
+	return []RefusalReason{RefusedAuthentication, RefusedNotRetryable, RefusedAlreadyRetried, RefusedAlreadySucceeded,
+		RefusedSuperseded, RefusedRetryLimit, RefusedClassUnregistered, RefusedQueueUnserved, RefusedPipelineTerminal,
+		RefusedStepTerminal, RefusedJobSucceeded, RefusedJobPending, RefusedArgsTruncated}
+}
+
+// ErrRetryRefused is what every *RefusedError matches with errors.Is.
+var ErrRetryRefused = errors.New("failures: retry refused")
+
+// RefusedError is returned by Retry when a failure may not be retried.
+type RefusedError struct {
+	FailureID int64
+	Reason    RefusalReason
+	Detail    string // for people: what was found and what to do
+}
+
+// Error names the failure, the reason and the detail.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("failures: retry of failure %d refused (%s): %s", e.FailureID, e.Reason, e.Detail)
+}
+
+// Is matches ErrRetryRefused.
+func (e *RefusedError) Is(target error) bool { return target == ErrRetryRefused }
+
+// RetryResult is a retry that was made.
+type RetryResult struct {
+	FailureID int64
+	// JobID is the job that runs the retry.
+	JobID uint64
+	// Revived is true when the failed job itself was made ready again (it
+	// was waiting to retry, scheduled, or dead); false when a new job was
+	// enqueued because the failed one is gone.
+	Revived bool
+	// Attempts counts the retries of this failure (and the chain of
+	// failures before it), this one included.
+	Attempts int
+}
+
+// RetrierOptions configure a Retrier.
+type RetrierOptions struct {
+	DB       *data.DB        // failures and pipelines; required
+	Store    *queue.Store    // the queue retries go to; required
+	Registry *lanes.Registry // a retried class must still be registered; required
+	// Topology: a retried queue must still be served by a lane. Required.
+	Topology lanes.Topology
+	// Bus receives TopicFailures when a retry state changes. Optional.
+	Bus *events.Bus
+	// Now stamps retries and sets the automatic cool-down (default time.Now).
+	Now func() time.Time
+	// Logger receives errors of batch retries (default: discard).
+	Logger *slog.Logger
+}
+
+// Retrier retries captured failures (the seed's Jobs::FailureRetry). Before
+// a retry it checks that the retry is actionable — not an authentication
+// failure, retryable, not retried or superseded already, its class still
+// registered and its queue still served, its pipeline and step not
+// finished, no later attempt of the job failed or succeeded, the job not
+// queued again already — and otherwise returns a *RefusedError with a
+// typed reason. A retry of a job that still exists (waiting to retry,
+// scheduled or dead) makes it ready now; a retry of a job the queue no
+// longer holds enqueues a new one with the same class, queue, args and
+// context, marked with CtxRetryOf. Every retry is recorded in the failure's
+// retry state (queued, attempts, last retried at, the job), claimed with a
+// compare-and-set so that two retries of one failure never both run.
+type Retrier struct {
+	db    *data.DB
+	store *queue.Store
+	reg   *lanes.Registry
+	topo  lanes.Topology
+	bus   *events.Bus
+	now   func() time.Time
+	log   *slog.Logger
+
+	autoNext atomic.Int64 // where the next automatic run starts
+}
+
+// NewRetrier validates opts.
+func NewRetrier(opts RetrierOptions) (*Retrier, error) {
+	switch {
+	case opts.DB == nil:
+		return nil, errors.New("failures: RetrierOptions.DB is required")
+	case opts.Store == nil:
+		return nil, errors.New("failures: RetrierOptions.Store is required")
+	case opts.Registry == nil:
+		return nil, errors.New("failures: RetrierOptions.Registry is required")
+	}
+	if err := opts.Topology.Validate(); err != nil {
+		return nil, fmt.Errorf("failures: RetrierOptions.Topology: %w", err)
+	}
+	r := &Retrier{db: opts.DB, store: opts.Store, reg: opts.Registry, topo: opts.Topology, bus: opts.Bus,
+		now: opts.Now, log: opts.Logger}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	return r, nil
+}
+
+// Retry retries failure id by hand. Failures that were refused before are
+// checked again (a class may be registered again). It returns a
+// *RefusedError when the retry is not actionable, and data.ErrNotFound when
+// there is no such failure.
+func (r *Retrier) Retry(ctx context.Context, id int64) (RetryResult, error) {
+	return r.retry(ctx, id, retryMode{})
+}
+
+// retryMode distinguishes the automatic retries from manual ones.
+type retryMode struct {
+	auto       bool
+	maxRetries int
+}
+
+func (r *Retrier) retry(ctx context.Context, id int64, mode retryMode) (RetryResult, error) {
+	f, err := r.db.FailureByID(ctx, id)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	plan, err := r.check(ctx, f, mode)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	return r.act(ctx, f, plan, mode)
+}
+
+// retryPlan is what check decided: revive the job, or enqueue a new one.
+type retryPlan struct {
+	revive bool
+	class  lanes.Class
+}
+
+// refusal builds a refusal and, when status is set, records it in the
+// failure's retry state (unless the state changed meanwhile).
+func (r *Retrier) refusal(ctx context.Context, f *data.Failure, reason RefusalReason, record data.RetryStatus, detail string) error {
+	if record != "" {
+		rs := f.Retry
+		rs.Status, rs.Reason = record, detail
+		ok, err := r.db.UpdateFailureRetryIf(ctx, f.ID, []data.RetryStatus{f.Retry.Status}, rs)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.publish()
+		}
+	}
+	return &RefusedError{FailureID: f.ID, Reason: reason, Detail: detail}
+}
+
+// statusRefusal is the refusal of a failure whose retry state already
+// rules a retry out, or nil.
+func statusRefusal(f *data.Failure, mode retryMode) *RefusedError {
+	refuse := func(reason RefusalReason, detail string) *RefusedError {
+		return &RefusedError{FailureID: f.ID, Reason: reason, Detail: detail}
+	}
+	switch f.Retry.Status {
+	case data.RetryQueued:
+		return refuse(RefusedAlreadyRetried, fmt.Sprintf("a retry is already queued (job %d)", f.Retry.JobID))
+	case data.RetrySucceeded:
+		return refuse(RefusedAlreadySucceeded, fmt.Sprintf("its retry (job %d) succeeded", f.Retry.JobID))
+	case data.RetrySuperseded:
+		return refuse(RefusedSuperseded, cmp.Or(f.Retry.Reason, "a later failure replaced it"))
+	case data.RetryRefused:
+		if mode.auto {
+			return refuse(RefusedNotRetryable, "refused before: "+f.Retry.Reason)
+		}
+	}
+	if mode.auto && f.Retry.Attempts >= mode.maxRetries {
+		return refuse(RefusedRetryLimit, fmt.Sprintf("retried automatically %d times already; retry it by hand", f.Retry.Attempts))
+	}
+	return nil
+}
+
+// check decides whether f may be retried now, and how.
+func (r *Retrier) check(ctx context.Context, f *data.Failure, mode retryMode) (retryPlan, error) {
+	if f.Kind == data.KindAuthentication {
+		return retryPlan{}, r.refusal(ctx, f, RefusedAuthentication, data.RetryRefused,
+			"authentication failures are never retried: fix the credentials, then enqueue the job again")
+	}
+	if !f.Retryable {
+		return retryPlan{}, r.refusal(ctx, f, RefusedNotRetryable, data.RetryRefused,
+			"the failure is not retryable (its handler discarded the job)")
+	}
+	if e := statusRefusal(f, mode); e != nil {
+		return retryPlan{}, e
+	}
+	cls, ok := r.reg.Lookup(f.Class)
+	if !ok {
+		return retryPlan{}, r.refusal(ctx, f, RefusedClassUnregistered, data.RetryRefused,
+			fmt.Sprintf("no handler is registered for class %s", f.Class))
+	}
+	if _, ok := r.topo.LaneOf(f.Queue); !ok {
+		return retryPlan{}, r.refusal(ctx, f, RefusedQueueUnserved, data.RetryRefused,
+			fmt.Sprintf("no lane serves queue %s", f.Queue))
+	}
+	if f.PipelineID != 0 {
+		done, err := r.db.PipelineTerminal(ctx, f.PipelineID)
+		switch {
+		case errors.Is(err, data.ErrNotFound):
+			return retryPlan{}, r.refusal(ctx, f, RefusedPipelineTerminal, data.RetryRefused,
+				fmt.Sprintf("pipeline %d no longer exists", f.PipelineID))
+		case err != nil:
+			return retryPlan{}, err
+		case done:
+			return retryPlan{}, r.refusal(ctx, f, RefusedPipelineTerminal, data.RetryRefused,
+				fmt.Sprintf("pipeline %d has finished", f.PipelineID))
+		}
+		if f.Step != "" {
+			done, err := r.db.StepTerminal(ctx, f.PipelineID, f.Step)
+			switch {
+			case errors.Is(err, data.ErrNotFound):
+				return retryPlan{}, r.refusal(ctx, f, RefusedStepTerminal, data.RetryRefused,
+					fmt.Sprintf("step %q of pipeline %d no longer exists", f.Step, f.PipelineID))
+			case err != nil:
+				return retryPlan{}, err
+			case done:
+				return retryPlan{}, r.refusal(ctx, f, RefusedStepTerminal, data.RetryRefused,
+					fmt.Sprintf("step %q of pipeline %d has finished", f.Step, f.PipelineID))
+			}
+		}
+	}
+	later, err := r.db.LaterFailure(ctx, f.JobID, f.Attempt)
+	if err != nil {
+		return retryPlan{}, err
+	}
+	if later != 0 {
+		return retryPlan{}, r.refusal(ctx, f, RefusedSuperseded, data.RetrySuperseded,
+			fmt.Sprintf("a later attempt of job %d failed too: retry failure %d instead", f.JobID, later))
+	}
+	j, err := r.jobOf(f)
+	if err != nil {
+		return retryPlan{}, err
+	}
+	plan := retryPlan{class: cls}
+	switch {
+	case j == nil:
+		if ArgsTruncated(f.Args) {
+			return retryPlan{}, r.refusal(ctx, f, RefusedArgsTruncated, data.RetryRefused,
+				fmt.Sprintf("job %d is gone and its args were too large to keep: enqueue it again by hand", f.JobID))
+		}
+	case j.State == queue.StateDone:
+		return retryPlan{}, r.refusal(ctx, f, RefusedJobSucceeded, data.RetrySuperseded,
+			fmt.Sprintf("job %d succeeded on attempt %d", j.ID, j.Attempt))
+	case j.State == queue.StateReady || j.State == queue.StateRunning:
+		return retryPlan{}, &RefusedError{FailureID: f.ID, Reason: RefusedJobPending,
+			Detail: fmt.Sprintf("job %d is %s already", j.ID, j.State)}
+	case mode.auto && (j.State == queue.StateRetry || j.State == queue.StateScheduled):
+		return retryPlan{}, &RefusedError{FailureID: f.ID, Reason: RefusedJobPending,
+			Detail: fmt.Sprintf("job %d is %s: the queue runs it again at %s", j.ID, j.State, j.RunAt.UTC().Format(time.RFC3339))}
+	default: // retrying, scheduled or dead
+		plan.revive = true
+	}
+	return plan, nil
+}
+
+// jobOf returns the queue's job of failure f, or nil when the queue no
+// longer holds it. A job with the same id but another class or queue, or
+// created after the failure, is another job (ids can repeat after a queue
+// restored from an older snapshot).
+func (r *Retrier) jobOf(f *data.Failure) (*queue.Job, error) {
+	if f.JobID == 0 {
+		return nil, nil
+	}
+	j, err := r.store.Get(f.JobID)
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case j.Class != f.Class || j.Queue != f.Queue || j.CreatedAt.After(f.OccurredAt.Add(time.Millisecond)):
+		// (failure times are stored to the millisecond)
+		return nil, nil
+	}
+	return j, nil
+}
+
+// act claims the failure (queued) and makes the retry; when the retry
+// cannot be made, the claim is undone.
+func (r *Retrier) act(ctx context.Context, f *data.Failure, plan retryPlan, mode retryMode) (RetryResult, error) {
+	from := []data.RetryStatus{data.RetryNone, data.RetryRefused}
+	if mode.auto {
+		from = from[:1]
+	}
+	claim := data.RetryState{Status: data.RetryQueued, Attempts: f.Retry.Attempts + 1, LastRetriedAt: r.now()}
+	if plan.revive {
+		claim.JobID = f.JobID
+	}
+	ok, err := r.db.UpdateFailureRetryIf(ctx, f.ID, from, claim)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if !ok {
+		// Another retry (or an outcome) changed the state since it was read.
+		g, err := r.db.FailureByID(ctx, f.ID)
+		if err != nil {
+			return RetryResult{}, err
+		}
+		if e := statusRefusal(g, retryMode{}); e != nil {
+			return RetryResult{}, e
+		}
+		return RetryResult{}, &RefusedError{FailureID: f.ID, Reason: RefusedAlreadyRetried, Detail: "another retry of it is in progress"}
+	}
+	r.publish()
+	undo := func(cause error) (RetryResult, error) {
+		if _, err := r.db.UpdateFailureRetryIf(context.WithoutCancel(ctx), f.ID, []data.RetryStatus{data.RetryQueued}, f.Retry); err != nil {
+			r.log.Error("could not undo a retry's claim", "failure", f.ID, "error", err)
+		}
+		r.publish()
+		return RetryResult{}, cause
+	}
+	res := RetryResult{FailureID: f.ID, Attempts: claim.Attempts}
+	if plan.revive {
+		err := r.store.RetryNow(ctx, f.JobID)
+		switch {
+		case err == nil:
+			res.JobID, res.Revived = f.JobID, true
+			return res, nil
+		case errors.Is(err, queue.ErrRunning) || errors.Is(err, queue.ErrWrongState):
+			return undo(&RefusedError{FailureID: f.ID, Reason: RefusedJobPending,
+				Detail: fmt.Sprintf("job %d changed state meanwhile: %v", f.JobID, err)})
+		case !errors.Is(err, queue.ErrNotFound):
+			return undo(fmt.Errorf("failures: retry failure %d: %w", f.ID, err))
+		}
+		// Trimmed meanwhile: enqueue it again.
+		if ArgsTruncated(f.Args) {
+			return undo(&RefusedError{FailureID: f.ID, Reason: RefusedArgsTruncated,
+				Detail: fmt.Sprintf("job %d is gone and its args were too large to keep", f.JobID)})
+		}
+	}
+	nj := queue.NewJob{Class: f.Class, Queue: f.Queue, Args: f.Args, MaxAttempts: plan.class.MaxAttempts,
+		Context: retryContext(f)}
+	out, err := r.store.Enqueue(ctx, nj)
+	if err != nil {
+		return undo(fmt.Errorf("failures: retry failure %d: enqueue: %w", f.ID, err))
+	}
+	if err := r.db.SetFailureRetryJob(context.WithoutCancel(ctx), f.ID, out.ID); err != nil {
+		r.log.Error("retry enqueued but its job not recorded", "failure", f.ID, "job", out.ID, "error", err)
+	}
+	res.JobID = out.ID
+	return res, nil
+}
+
+// retryContext is the context of a new job retrying f: f's account,
+// profile, pipeline and step, and CtxRetryOf.
+func retryContext(f *data.Failure) map[string]string {
+	c := map[string]string{CtxRetryOf: strconv.FormatInt(f.ID, 10)}
+	for k, v := range map[string]int64{queue.CtxAccountID: f.AccountID, queue.CtxProfileID: f.ProfileID, queue.CtxPipelineID: f.PipelineID} {
+		if v != 0 {
+			c[k] = strconv.FormatInt(v, 10)
+		}
+	}
+	if f.Step != "" {
+		c[queue.CtxStep] = f.Step
+	}
+	return c
+}
+
+func (r *Retrier) publish() {
+	if r.bus != nil {
+		r.bus.Publish(events.TopicFailures)
+	}
+}
