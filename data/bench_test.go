@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"conveyor/ops/fault"
 )
 
 // benchRows is the size of the failures table BenchmarkFindFailures1M
@@ -179,18 +181,18 @@ var (
 		"ai_metadata_queue", "frame_generation"}
 	benchErrors = []struct {
 		class, msg string
-		kind       FailureKind
+		kind       fault.Kind
 	}{
-		{"Net::ReadTimeout", "Net::ReadTimeout with #<TCPSocket:(closed)> after %d ms", KindTransient},
-		{"HTTP::TooManyRequests", "429 Too Many Requests (retry after %d s)", KindTransient},
-		{"HTTP::ServiceUnavailable", "503 Service Unavailable from local AI after %d ms", KindTransient},
-		{"Errno::ECONNREFUSED", "Failed to open TCP connection to 127.0.0.1:%d (Connection refused)", KindTransient},
-		{"AuthenticationError", "login_required: session expired for account %d", KindAuthentication},
-		{"NoMethodError", "undefined method `media_id' for nil:NilClass (item %d)", KindRuntime},
-		{"ActiveRecord::RecordNotFound", "Couldn't find Profile with 'id'=%d", KindRuntime},
-		{"JSON::ParserError", "unexpected token at 'html' (byte %d)", KindRuntime},
-		{"Timeout::Error", "execution expired after %d s", KindTransient},
-		{"SocketError", "getaddrinfo: Temporary failure in name resolution (%d)", KindTransient},
+		{"Net::ReadTimeout", "Net::ReadTimeout with #<TCPSocket:(closed)> after %d ms", fault.Transient},
+		{"HTTP::TooManyRequests", "429 Too Many Requests (retry after %d s)", fault.Transient},
+		{"HTTP::ServiceUnavailable", "503 Service Unavailable from local AI after %d ms", fault.Transient},
+		{"Errno::ECONNREFUSED", "Failed to open TCP connection to 127.0.0.1:%d (Connection refused)", fault.Transient},
+		{"AuthenticationError", "login_required: session expired for account %d", fault.Authentication},
+		{"NoMethodError", "undefined method `media_id' for nil:NilClass (item %d)", fault.Runtime},
+		{"ActiveRecord::RecordNotFound", "Couldn't find Profile with 'id'=%d", fault.Runtime},
+		{"JSON::ParserError", "unexpected token at 'html' (byte %d)", fault.Runtime},
+		{"Timeout::Error", "execution expired after %d s", fault.Transient},
+		{"SocketError", "getaddrinfo: Temporary failure in name resolution (%d)", fault.Transient},
 	}
 	benchBacktrace = strings.Repeat("app/jobs/application_job.rb:42:in `perform'\n", 5)
 )
@@ -207,7 +209,7 @@ func benchFailure(r *rand.Rand, id int64) *Failure {
 		Class:        benchClasses[c],
 		Queue:        benchQueues[c%len(benchQueues)],
 		Kind:         e.kind,
-		Retryable:    e.kind == KindTransient,
+		Retryable:    e.kind == fault.Transient,
 		ErrorClass:   e.class,
 		ErrorMessage: fmt.Sprintf(e.msg, r.IntN(60_000)),
 		Backtrace:    benchBacktrace,
@@ -224,7 +226,7 @@ func benchFailure(r *rand.Rand, id int64) *Failure {
 		f.ProfileID = int64(r.IntN(200_000) + 1)
 	}
 	switch x := r.IntN(100); {
-	case f.Kind == KindAuthentication && x < 30:
+	case f.Kind == fault.Authentication && x < 30:
 		f.Retry = RetryState{Status: RetryRefused, Reason: "authentication failures are not retried"}
 	case x < 3:
 		f.Retry = RetryState{Status: RetryQueued, Attempts: 1}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"conveyor/ops/fault"
 )
 
 func TestMain(m *testing.M) {
@@ -233,7 +235,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.InsertFailures(t.Context(), []*Failure{{Class: "A", Queue: "q", Kind: KindRuntime}}); err != nil {
+	if err := db.InsertFailures(t.Context(), []*Failure{{Class: "A", Queue: "q", Kind: fault.Runtime}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

@@ -8,29 +8,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"conveyor/ops/fault"
 )
-
-// FailureKind classifies a failure: it decides whether it may be retried.
-type FailureKind string
-
-// Failure kinds, as the seed names them.
-const (
-	// KindAuthentication failures are never retried automatically.
-	KindAuthentication FailureKind = "authentication"
-	// KindTransient failures (timeouts, 5xx, rate limits) are retried.
-	KindTransient FailureKind = "transient"
-	// KindRuntime failures are bugs or bad input.
-	KindRuntime FailureKind = "runtime"
-)
-
-// Valid reports whether k is one of the known kinds.
-func (k FailureKind) Valid() bool {
-	switch k {
-	case KindAuthentication, KindTransient, KindRuntime:
-		return true
-	}
-	return false
-}
 
 // RetryStatus is where a failure's retry stands.
 type RetryStatus string
@@ -78,7 +58,7 @@ type Failure struct {
 	PipelineID   int64
 	Step         string
 	Attempt      int
-	Kind         FailureKind
+	Kind         fault.Kind
 	Retryable    bool
 	OccurredAt   time.Time // zero means "now" on insert
 	Fingerprint  string
@@ -294,7 +274,7 @@ func scanFailure(s scanner) (*Failure, error) {
 		return nil, err
 	}
 	f.JobID = uint64(jobID)
-	f.Kind = FailureKind(kind)
+	f.Kind = fault.Kind(kind)
 	f.Retryable = retryable != 0
 	f.AccountID, f.ProfileID, f.PipelineID = account.Int64, profile.Int64, pipeline.Int64
 	f.OccurredAt = time.UnixMilli(occurred).UTC()

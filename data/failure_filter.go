@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"conveyor/ops/fault"
 )
 
 // Field names a failure column a FailureFilter may filter or sort on. Only
@@ -436,7 +438,7 @@ func convert(field Field, t valueType, v any) (any, error) {
 		return s, nil
 	case vKind:
 		s, ok := v.(string)
-		if !ok || !FailureKind(s).Valid() {
+		if !ok || !fault.Kind(s).Valid() {
 			return nil, fmt.Errorf("%v is not a failure kind (authentication, transient, runtime)", v)
 		}
 		return s, nil

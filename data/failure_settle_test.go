@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"conveyor/ops/fault"
 )
 
 // settleRig inserts failures by (job, attempt) and reads their retry state.
@@ -14,7 +16,7 @@ type settleRig struct {
 
 func (r settleRig) fail(job uint64, attempt int, rs RetryState) *Failure {
 	r.t.Helper()
-	f := &Failure{JobID: job, Class: "SyncJob", Queue: "sync", Kind: KindTransient, Retryable: true,
+	f := &Failure{JobID: job, Class: "SyncJob", Queue: "sync", Kind: fault.Transient, Retryable: true,
 		Attempt: attempt, ErrorMessage: "boom", Retry: rs}
 	if err := r.db.InsertFailures(r.t.Context(), []*Failure{f}); err != nil {
 		r.t.Fatal(err)

@@ -11,13 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"conveyor/ops/fault"
 )
 
 // genFailures makes n deterministic failures over small value sets, so that
 // every filter below has matches and non-matches.
 func genFailures(n int, seed uint64, base time.Time) []*Failure {
 	r := rand.New(rand.NewPCG(seed, 7))
-	kinds := []FailureKind{KindTransient, KindTransient, KindRuntime, KindAuthentication}
+	kinds := []fault.Kind{fault.Transient, fault.Transient, fault.Runtime, fault.Authentication}
 	classes := []string{"ProfileRefreshJob", "CaptureHomeFeedJob", "AvatarSyncJob", "StoryReplyJob", "Engage_100%Job"}
 	queues := []string{"sync", "profiles", "avatars", "engagements", "default"}
 	errClasses := []string{"Net::ReadTimeout", "HTTP::TooManyRequests", "AuthError", "NoMethodError"}

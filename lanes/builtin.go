@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -53,19 +54,18 @@ func RegisterBuiltins(r *Registry) error {
 			}
 		})}),
 		r.Register(Class{Name: FailJob, Queue: "default", Handler: Typed(func(_ context.Context, _ *queue.Job, a FailArgs) error {
-			kind := a.Kind
-			switch kind {
-			case "":
-				kind = "runtime"
-			case "transient", "authentication", "runtime":
-			default:
+			kind := fault.Kind(a.Kind)
+			switch {
+			case kind == "":
+				kind = fault.Runtime
+			case !kind.Valid():
 				return Discard(fmt.Errorf("kind must be transient, authentication or runtime (got %q)", a.Kind))
 			}
 			msg := a.Message
 			if msg == "" {
 				msg = "FailJob failed on purpose"
 			}
-			return &KindError{Kind: kind, Err: errors.New(msg)}
+			return &fault.Error{Kind: kind, Err: errors.New(msg)}
 		})}),
 	)
 }

@@ -77,18 +77,6 @@ func (e *snoozeError) Error() string { return fmt.Sprintf("snoozed for %s", e.d)
 // spending an attempt (River's JobSnooze).
 func Snooze(d time.Duration) error { return &snoozeError{d: max(0, d)} }
 
-// KindError is an error that says its own failure kind (`authentication`,
-// `transient` or `runtime`); the failure pipeline's classification honours it
-// before any other rule.
-type KindError struct {
-	Kind string
-	Err  error
-}
-
-func (e *KindError) Error() string       { return e.Err.Error() }
-func (e *KindError) Unwrap() error       { return e.Err }
-func (e *KindError) FailureKind() string { return e.Kind }
-
 // PanicError is the error a handler's panic becomes; Stack is where it panicked.
 type PanicError struct {
 	Value any

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -105,11 +106,12 @@ func New(store *queue.Store, reg *Registry, topo Topology, opts Options) (*Pool,
 	return p, nil
 }
 
-// DefaultRetryable refuses automatic retries for authentication failures (an
-// error in the chain whose FailureKind() is "authentication").
+// DefaultRetryable refuses automatic retries for authentication failures:
+// the first error in the chain with a FailureKind() method (fault.Error, a
+// handler's own type) decides, and only fault.Authentication is refused.
 func DefaultRetryable(err error) bool {
 	var k interface{ FailureKind() string }
-	return !errors.As(err, &k) || k.FailureKind() != "authentication"
+	return !errors.As(err, &k) || fault.Kind(k.FailureKind()).Retryable()
 }
 
 // Start registers each lane's consumer and starts its workers. Handlers are
@@ -300,7 +302,7 @@ func ErrorClass(err error) string {
 	}
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		switch e.(type) {
-		case *discardError, *KindError:
+		case *discardError, fault.Error, *fault.Error:
 			continue
 		}
 		name := reflect.TypeOf(e).String()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -358,7 +359,7 @@ func TestErrorClass(t *testing.T) {
 	}{
 		{errors.New("x"), "Error"},
 		{fmt.Errorf("wrap: %w", namedErr{}), "lanes.namedErr"},
-		{&KindError{Kind: "transient", Err: errors.New("x")}, "Error"},
+		{&fault.Error{Kind: fault.Transient, Err: errors.New("x")}, "Error"},
 		{Discard(namedErr{}), "lanes.namedErr"},
 		{&UnknownClassError{Class: "X"}, "UnknownClass"},
 		{&PanicError{Value: 1}, "Panic"},

@@ -15,6 +15,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/ops/failures"
+	"conveyor/ops/fault"
 )
 
 // failureRig is a server with the failure pipeline's parts over a real
@@ -56,7 +57,7 @@ func (r *failureRig) insert(fs ...*data.Failure) {
 	r.t.Helper()
 	for _, f := range fs {
 		if f.Kind == "" {
-			f.Kind = data.KindTransient
+			f.Kind = fault.Transient
 		}
 		if f.Queue == "" {
 			f.Queue = "default"
@@ -187,12 +188,12 @@ func FuzzParseTabulator(f *testing.F) {
 
 // goldenFailures are failures as the store returns them, for the goldens.
 var goldenFailures = []*data.Failure{
-	{ID: 41, JobID: 1207, Class: "ProfileRefreshJob", Queue: "profiles", Kind: data.KindTransient, Retryable: true,
+	{ID: 41, JobID: 1207, Class: "ProfileRefreshJob", Queue: "profiles", Kind: fault.Transient, Retryable: true,
 		ErrorClass: "bridge.StatusError", ErrorMessage: "503 from bridge: <html>Service Unavailable</html> " + strings.Repeat("x", 400),
 		Args: json.RawMessage(`{"profile_id":12,"note":"<b>hi</b>"}`), Backtrace: "*fmt.wrapError: fetch: 503\n*bridge.StatusError: 503",
 		AccountID: 7, ProfileID: 12, Attempt: 3, OccurredAt: t0.Add(1340 * time.Millisecond), Fingerprint: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
 		Retry: data.RetryState{Status: data.RetryQueued, Attempts: 1, LastRetriedAt: t0.Add(time.Hour), JobID: 1207}},
-	{ID: 42, JobID: 1300, Class: "AvatarDownloadJob", Queue: "avatars", Kind: data.KindAuthentication,
+	{ID: 42, JobID: 1300, Class: "AvatarDownloadJob", Queue: "avatars", Kind: fault.Authentication,
 		ErrorClass: "Error", ErrorMessage: "session expired", PipelineID: 5, Step: "download", Attempt: 1,
 		OccurredAt: t0, Fingerprint: "aa", Retry: data.RetryState{Status: data.RetryRefused, Reason: "authentication failures are never retried"},
 		Args: json.RawMessage(`{"truncated_by_conveyor":true,"bytes":70000,"prefix":"{\"blob\":\"aaaa"}`)},
@@ -262,7 +263,7 @@ func TestRetryFailureAPI(t *testing.T) {
 	now := time.Now()
 	r.insert(
 		&data.Failure{JobID: 9001, Class: "NoopJob", Retryable: true, ErrorMessage: "down", OccurredAt: now},
-		&data.Failure{JobID: 9002, Class: "NoopJob", Kind: data.KindAuthentication, ErrorMessage: "down", OccurredAt: now},
+		&data.Failure{JobID: 9002, Class: "NoopJob", Kind: fault.Authentication, ErrorMessage: "down", OccurredAt: now},
 	)
 	ok := into[retriedJSON](t, r.call("POST", "/api/v1/failures/1/retry", ""), http.StatusOK)
 	if ok.FailureID != 1 || ok.Status != "queued" || ok.JobID == 0 || ok.Revived || ok.Attempts != 1 {
@@ -292,7 +293,7 @@ func TestRetryMatchingAPI(t *testing.T) {
 	for i := range 4 {
 		r.insert(&data.Failure{JobID: uint64(7000 + i), Class: "NoopJob", Retryable: true, ErrorMessage: "api down", OccurredAt: now})
 	}
-	r.insert(&data.Failure{JobID: 7100, Class: "NoopJob", Kind: data.KindAuthentication, ErrorMessage: "api down", OccurredAt: now})
+	r.insert(&data.Failure{JobID: 7100, Class: "NoopJob", Kind: fault.Authentication, ErrorMessage: "api down", OccurredAt: now})
 	r.insert(&data.Failure{JobID: 7101, Class: "SleepJob", Retryable: true, ErrorMessage: "api down", OccurredAt: now})
 
 	filter := "filter[0][field]=class&filter[0][value]=NoopJob&q=api&page=1&size=10&sort[0][field]=id"

@@ -11,6 +11,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -83,7 +84,7 @@ func (r *Retrier) AutoRetry(ctx context.Context, opts AutoRetryOptions, afterID 
 	ff := data.FailureFilter{Conds: []data.Cond{
 		{Field: data.FieldRetryable, Op: data.OpEq, Value: true},
 		{Field: data.FieldRetryStatus, Op: data.OpEq, Value: string(data.RetryNone)},
-		{Field: data.FieldKind, Op: data.OpNe, Value: string(data.KindAuthentication)},
+		{Field: data.FieldKind, Op: data.OpNe, Value: string(fault.Authentication)},
 		{Field: data.FieldOccurredAt, Op: data.OpLe, Value: r.now().Add(-opts.CoolDown)},
 	}}
 	mode := retryMode{auto: true, maxRetries: opts.MaxRetries}

@@ -7,6 +7,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -23,7 +24,7 @@ func TestAutoRetry(t *testing.T) {
 	r.insert(
 		&data.Failure{JobID: waiting.ID, Attempt: 1, Retryable: true, ErrorMessage: "waiting", OccurredAt: old},
 		&data.Failure{JobID: 2000, Retryable: true, ErrorMessage: "tired", OccurredAt: old, Retry: data.RetryState{Attempts: 3}},
-		&data.Failure{JobID: 2001, Kind: data.KindAuthentication, ErrorMessage: "auth", OccurredAt: old},
+		&data.Failure{JobID: 2001, Kind: fault.Authentication, ErrorMessage: "auth", OccurredAt: old},
 		&data.Failure{JobID: 2002, Retryable: true, ErrorMessage: "other", OccurredAt: old},
 	)
 	r.clock.Add(time.Hour)

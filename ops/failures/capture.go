@@ -19,6 +19,7 @@ import (
 	"conveyor/data"
 	"conveyor/lanes"
 	"conveyor/ops/events"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -228,17 +229,17 @@ func (c *Capture) failure(j *queue.Job, err error, timeout time.Duration) *data.
 		err = &lanes.TimeoutError{Timeout: timeout, Err: err}
 	}
 	var (
-		kind      Kind
+		kind      fault.Kind
 		backtrace string
 		pe        *lanes.PanicError
 	)
 	switch {
 	case errors.As(err, &pe):
-		kind, backtrace = KindRuntime, pe.Stack
+		kind, backtrace = fault.Runtime, pe.Stack
 	default:
 		kind = Classify(err)
-		if timeout > 0 && kind == KindRuntime {
-			kind = KindTransient
+		if timeout > 0 && kind == fault.Runtime {
+			kind = fault.Transient
 		}
 		backtrace = errorChain(err)
 	}
@@ -257,15 +258,15 @@ func (c *Capture) failure(j *queue.Job, err error, timeout time.Duration) *data.
 		PipelineID:   contextID(j.Context, queue.CtxPipelineID),
 		Step:         j.Context[queue.CtxStep],
 		Attempt:      j.Attempt,
-		Kind:         data.FailureKind(kind),
-		Retryable:    Retryable(kind) && !isDiscard(err),
+		Kind:         kind,
+		Retryable:    kind.Retryable() && !isDiscard(err),
 		OccurredAt:   c.now(),
 		Fingerprint:  Fingerprint(SourceJobFailure, string(kind), j.Class, errClass+": "+msg),
 	}
 }
 
 // RetryableError reports whether the queue may retry a job that failed with
-// err: Retryable(Classify(err)), so authentication failures (a FailureKind
+// err: Classify(err).Retryable(), so authentication failures (a FailureKind
 // of "authentication", HTTP 401/403, ErrAuthentication) go straight to
 // dead. It is what the app gives the lanes as lanes.Options.Retryable.
 // Panics are runtime failures and are retried.
@@ -274,7 +275,7 @@ func RetryableError(err error) bool {
 	if errors.As(err, &pe) {
 		return true
 	}
-	return Retryable(Classify(err))
+	return Classify(err).Retryable()
 }
 
 // Stats returns the counters.

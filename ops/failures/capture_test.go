@@ -12,6 +12,7 @@ import (
 	"conveyor/data"
 	"conveyor/lanes"
 	"conveyor/ops/events"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -32,7 +33,7 @@ func TestCaptureRecordsFailures(t *testing.T) {
 
 	type want struct {
 		recorded   bool
-		kind       data.FailureKind
+		kind       fault.Kind
 		retryable  bool
 		errClass   string
 		message    string
@@ -47,24 +48,24 @@ func TestCaptureRecordsFailures(t *testing.T) {
 		want want
 	}{
 		{"plain error", t.Context(), queue.Job{Class: "SyncJob"}, errors.New("nil pointer somewhere"),
-			want{true, data.KindRuntime, true, "Error", "nil pointer somewhere", "", 0}},
+			want{true, fault.Runtime, true, "Error", "nil pointer somewhere", "", 0}},
 		{"wrapped transient", t.Context(), queue.Job{Class: "SyncJob"}, fmt.Errorf("fetch page 3: %w", httpStatus(503)),
-			want{true, data.KindTransient, true, "failures.httpStatus", "fetch page 3: HTTP 503", "failures.httpStatus: HTTP 503", 2}},
+			want{true, fault.Transient, true, "failures.httpStatus", "fetch page 3: HTTP 503", "failures.httpStatus: HTTP 503", 2}},
 		{"authentication by status", t.Context(), queue.Job{Class: "SyncJob"}, httpStatus(401),
-			want{true, data.KindAuthentication, false, "failures.httpStatus", "HTTP 401", "", 0}},
+			want{true, fault.Authentication, false, "failures.httpStatus", "HTTP 401", "", 0}},
 		{"authentication by kind", t.Context(), queue.Job{Class: lanes.FailJob},
-			&lanes.KindError{Kind: "authentication", Err: errors.New("session expired")},
-			want{true, data.KindAuthentication, false, "Error", "session expired", "", 0}},
-		{"sentinel authentication", t.Context(), queue.Job{Class: "SyncJob"}, fmt.Errorf("login: %w", ErrAuthentication),
-			want{true, data.KindAuthentication, false, "Error", "login: authentication failed", "", 0}},
+			&fault.Error{Kind: fault.Authentication, Err: errors.New("session expired")},
+			want{true, fault.Authentication, false, "Error", "session expired", "", 0}},
+		{"sentinel authentication", t.Context(), queue.Job{Class: "SyncJob"}, fmt.Errorf("login: %w", fault.ErrAuthentication),
+			want{true, fault.Authentication, false, "Error", "login: authentication failed", "", 0}},
 		{"panic", t.Context(), queue.Job{Class: "SyncJob"}, &lanes.PanicError{Value: "boom", Stack: "goroutine 9 [running]:\nmain.f()"},
-			want{true, data.KindRuntime, true, "Panic", "panic: boom", "goroutine 9 [running]", 0}},
+			want{true, fault.Runtime, true, "Panic", "panic: boom", "goroutine 9 [running]", 0}},
 		{"timeout", expired, queue.Job{Class: "SlowJob"}, context.DeadlineExceeded,
-			want{true, data.KindTransient, true, "Timeout", "timed out after 2s: context deadline exceeded", "lanes.TimeoutError", 2}},
+			want{true, fault.Transient, true, "Timeout", "timed out after 2s: context deadline exceeded", "lanes.TimeoutError", 2}},
 		{"timeout with a runtime error", expired, queue.Job{Class: "SlowJob"}, errors.New("gave up"),
-			want{true, data.KindTransient, true, "Timeout", "timed out after 2s: gave up", "", 2}},
+			want{true, fault.Transient, true, "Timeout", "timed out after 2s: gave up", "", 2}},
 		{"discarded", t.Context(), queue.Job{Class: "SyncJob"}, lanes.Discard(errors.New("bad args")),
-			want{true, data.KindRuntime, false, "Error", "bad args", "", 2}},
+			want{true, fault.Runtime, false, "Error", "bad args", "", 2}},
 		{"snooze is not a failure", t.Context(), queue.Job{Class: "SyncJob"}, lanes.Snooze(time.Minute), want{}},
 		{"shutdown is not a failure", cancelled, queue.Job{Class: "SyncJob"}, context.Canceled, want{}},
 		{"success", t.Context(), queue.Job{Class: "SyncJob"}, nil, want{}},
@@ -210,9 +211,9 @@ func TestRetryableError(t *testing.T) {
 		{errors.New("x"), true},
 		{httpStatus(503), true},
 		{httpStatus(403), false},
-		{fmt.Errorf("a: %w", ErrAuthentication), false},
-		{&lanes.KindError{Kind: "authentication", Err: errors.New("x")}, false},
-		{&lanes.PanicError{Value: ErrAuthentication}, true},
+		{fmt.Errorf("a: %w", fault.ErrAuthentication), false},
+		{&fault.Error{Kind: fault.Authentication, Err: errors.New("x")}, false},
+		{&lanes.PanicError{Value: fault.ErrAuthentication}, true},
 		{&lanes.TimeoutError{Timeout: time.Second, Err: context.DeadlineExceeded}, true},
 	} {
 		if got := RetryableError(c.err); got != c.want {

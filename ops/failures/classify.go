@@ -3,86 +3,16 @@ package failures
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
-	"strings"
 	"syscall"
+
+	"conveyor/ops/fault"
 )
 
-// Kind is the class of a job failure. It is stored with every failure and
-// steers the queue's retry (see [Retryable]).
-type Kind string
-
-// The failure kinds.
-const (
-	// KindAuthentication: the credentials were refused (HTTP 401/403,
-	// [ErrAuthentication]). Never retried automatically: retrying cannot fix
-	// it and may lock the account.
-	KindAuthentication Kind = "authentication"
-	// KindTransient: the outside world was briefly unavailable (timeouts,
-	// refused or reset connections, HTTP 408/425/429/5xx, interruption).
-	// Retrying later is expected to help.
-	KindTransient Kind = "transient"
-	// KindRuntime: everything else, including panics. Retried with backoff
-	// like transient failures, but reported as a bug to look at.
-	KindRuntime Kind = "runtime"
-)
-
-// ErrAuthentication is the sentinel for code that knows a failure is an
-// authentication problem but has no HTTP status to show for it (an expired
-// session, a revoked token). Wrap it: fmt.Errorf("session expired: %w",
-// ops.ErrAuthentication). [Classify] returns [KindAuthentication] for any
-// error that wraps it.
-var ErrAuthentication = errors.New("authentication failed")
-
-// ErrUnknownKind is returned by [ParseKind] for a string that is not one of
-// the three kinds.
-var ErrUnknownKind = errors.New("unknown failure kind")
-
-// ParseKind returns the Kind named by s ("authentication", "transient" or
-// "runtime", case-insensitive, surrounding space ignored), or an error
-// wrapping [ErrUnknownKind].
-func ParseKind(s string) (Kind, error) {
-	switch k := Kind(strings.ToLower(strings.TrimSpace(s))); k {
-	case KindAuthentication, KindTransient, KindRuntime:
-		return k, nil
-	}
-	return "", fmt.Errorf("%w %q (want authentication, transient or runtime)", ErrUnknownKind, s)
-}
-
-// Retryable reports whether the queue may retry a failure of kind k
-// automatically: every kind but [KindAuthentication].
-func Retryable(k Kind) bool { return k != KindAuthentication }
-
-// Error attaches a failure kind to an error, for code that knows better than
-// the rules in [Classify]:
-//
-//	return ops.Error{Kind: ops.KindTransient, Err: err}
-//
-// Both ops.Error and *ops.Error satisfy error. Error's message is Err's.
-type Error struct {
-	Kind Kind
-	Err  error
-}
-
-// Error returns the wrapped error's message, or the kind when Err is nil.
-func (e Error) Error() string {
-	if e.Err == nil {
-		return string(e.Kind)
-	}
-	return e.Err.Error()
-}
-
-// Unwrap returns the wrapped error.
-func (e Error) Unwrap() error { return e.Err }
-
-// FailureKind returns the kind; it is what [Classify] looks for.
-func (e Error) FailureKind() string { return string(e.Kind) }
-
-// failureKinder is implemented by errors that carry their own kind: [Error],
+// failureKinder is implemented by errors that carry their own kind: [fault.Error],
 // the lanes' FailJob, handlers' own error types.
 type failureKinder interface{ FailureKind() string }
 
@@ -104,13 +34,13 @@ const maxChainNodes = 1000
 // decides, and within a rule the outermost error wins:
 //
 //  1. Typed errors win. An error with a FailureKind() string method whose
-//     value is a known kind (see [ParseKind]) decides: [Error], the lanes'
+//     value is a known kind (see [fault.Parse]) decides: [fault.Error], the lanes'
 //     FailJob and handlers' own types use this. Unknown values are ignored.
 //  2. HTTP status. An error with a StatusCode() int method: 401 and 403 are
-//     [KindAuthentication]; 408, 425, 429 and 5xx are [KindTransient]; other
+//     [fault.Authentication]; 408, 425, 429 and 5xx are [fault.Transient]; other
 //     statuses do not decide and the next rules apply.
-//  3. [ErrAuthentication] anywhere in the chain is [KindAuthentication].
-//  4. Timeouts and connection errors are [KindTransient]:
+//  3. [fault.ErrAuthentication] anywhere in the chain is [fault.Authentication].
+//  4. Timeouts and connection errors are [fault.Transient]:
 //     context.DeadlineExceeded, os.ErrDeadlineExceeded, any error whose
 //     Timeout() is true (net.Error); ECONNREFUSED, ECONNRESET, EPIPE,
 //     ECONNABORTED, EHOSTUNREACH, ENETUNREACH, ENETDOWN, ETIMEDOUT; a
@@ -119,13 +49,13 @@ const maxChainNodes = 1000
 //     connection before answering); a *net.DNSError that is temporary or a
 //     timeout. A DNS error that is neither (no such host) is not transient,
 //     even inside a dial error: it is a configuration problem.
-//  5. context.Canceled is [KindTransient]: the job was interrupted (for
+//  5. context.Canceled is [fault.Transient]: the job was interrupted (for
 //     example by shutdown) and should run again.
-//  6. Everything else is [KindRuntime].
+//  6. Everything else is [fault.Runtime].
 //
 // Panics are recovered by the worker middleware and recorded as
-// [KindRuntime] without calling Classify.
-func Classify(err error) Kind {
+// [fault.Runtime] without calling Classify.
+func Classify(err error) fault.Kind {
 	if err == nil {
 		return ""
 	}
@@ -135,37 +65,37 @@ func Classify(err error) Kind {
 	if k, ok := first(err, statusKind); ok {
 		return k
 	}
-	if errors.Is(err, ErrAuthentication) {
-		return KindAuthentication
+	if errors.Is(err, fault.ErrAuthentication) {
+		return fault.Authentication
 	}
 	if isTimeout(err) || isConnectionError(err) {
-		return KindTransient
+		return fault.Transient
 	}
 	if errors.Is(err, context.Canceled) {
-		return KindTransient
+		return fault.Transient
 	}
-	return KindRuntime
+	return fault.Runtime
 }
 
-func typedKind(err error) (Kind, bool) {
+func typedKind(err error) (fault.Kind, bool) {
 	fk, ok := err.(failureKinder)
 	if !ok {
 		return "", false
 	}
-	k, perr := ParseKind(fk.FailureKind())
+	k, perr := fault.Parse(fk.FailureKind())
 	return k, perr == nil
 }
 
-func statusKind(err error) (Kind, bool) {
+func statusKind(err error) (fault.Kind, bool) {
 	sc, ok := err.(statusCoder)
 	if !ok {
 		return "", false
 	}
 	switch code := sc.StatusCode(); {
 	case code == 401 || code == 403:
-		return KindAuthentication, true
+		return fault.Authentication, true
 	case code == 408 || code == 425 || code == 429 || (code >= 500 && code <= 599):
-		return KindTransient, true
+		return fault.Transient, true
 	}
 	return "", false
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"conveyor/ops/fault"
 )
 
 // statusErr stands in for the errors the outside-service connectors return.
@@ -39,73 +41,73 @@ func TestClassify(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want Kind
+		want fault.Kind
 	}{
 		{"nil", nil, ""},
-		{"plain error", boom, KindRuntime},
-		{"wrapped plain error", fmt.Errorf("perform: %w", boom), KindRuntime},
+		{"plain error", boom, fault.Runtime},
+		{"wrapped plain error", fmt.Errorf("perform: %w", boom), fault.Runtime},
 
 		// 1. typed errors win over everything below them.
-		{"ops.Error value", Error{Kind: KindTransient, Err: boom}, KindTransient},
-		{"ops.Error pointer", &Error{Kind: KindAuthentication, Err: boom}, KindAuthentication},
-		{"typed beats status", Error{Kind: KindRuntime, Err: statusErr(503)}, KindRuntime},
-		{"typed beats deadline", Error{Kind: KindAuthentication, Err: context.DeadlineExceeded}, KindAuthentication},
-		{"status wrapping typed: typed still wins", fmt.Errorf("x: %w", kindErr{"transient", statusErr(401)}), KindTransient},
-		{"typed deep in chain", fmt.Errorf("a: %w", fmt.Errorf("b: %w", kindErr{"authentication", nil})), KindAuthentication},
-		{"typed kind case-insensitive", kindErr{" Transient ", boom}, KindTransient},
-		{"typed unknown kind is ignored", kindErr{"fatal", statusErr(429)}, KindTransient},
-		{"typed empty kind is ignored", kindErr{"", boom}, KindRuntime},
-		{"outermost typed wins", Error{Kind: KindRuntime, Err: Error{Kind: KindTransient}}, KindRuntime},
-		{"typed inside join", errors.Join(boom, Error{Kind: KindTransient}), KindTransient},
+		{"fault.Error value", fault.Error{Kind: fault.Transient, Err: boom}, fault.Transient},
+		{"fault.Error pointer", &fault.Error{Kind: fault.Authentication, Err: boom}, fault.Authentication},
+		{"typed beats status", fault.Error{Kind: fault.Runtime, Err: statusErr(503)}, fault.Runtime},
+		{"typed beats deadline", fault.Error{Kind: fault.Authentication, Err: context.DeadlineExceeded}, fault.Authentication},
+		{"status wrapping typed: typed still wins", fmt.Errorf("x: %w", kindErr{"transient", statusErr(401)}), fault.Transient},
+		{"typed deep in chain", fmt.Errorf("a: %w", fmt.Errorf("b: %w", kindErr{"authentication", nil})), fault.Authentication},
+		{"typed kind case-insensitive", kindErr{" Transient ", boom}, fault.Transient},
+		{"typed unknown kind is ignored", kindErr{"fatal", statusErr(429)}, fault.Transient},
+		{"typed empty kind is ignored", kindErr{"", boom}, fault.Runtime},
+		{"outermost typed wins", fault.Error{Kind: fault.Runtime, Err: fault.Error{Kind: fault.Transient}}, fault.Runtime},
+		{"typed inside join", errors.Join(boom, fault.Error{Kind: fault.Transient}), fault.Transient},
 
 		// 2. HTTP status.
-		{"401", statusErr(401), KindAuthentication},
-		{"403 wrapped", fmt.Errorf("instagram: %w", statusErr(403)), KindAuthentication},
-		{"408", statusErr(408), KindTransient},
-		{"425", statusErr(425), KindTransient},
-		{"429", statusErr(429), KindTransient},
-		{"500", statusErr(500), KindTransient},
-		{"503", statusErr(503), KindTransient},
-		{"599", statusErr(599), KindTransient},
-		{"400", statusErr(400), KindRuntime},
-		{"404", statusErr(404), KindRuntime},
-		{"422", statusErr(422), KindRuntime},
-		{"404 wrapping a timeout falls through", fmt.Errorf("%w: %w", statusErr(404), context.DeadlineExceeded), KindTransient},
-		{"status beats sentinel", fmt.Errorf("%w: %w", statusErr(503), ErrAuthentication), KindTransient},
-		{"status beats deadline", fmt.Errorf("%w: %w", statusErr(401), context.DeadlineExceeded), KindAuthentication},
-		{"status inside join", errors.Join(boom, statusErr(429)), KindTransient},
+		{"401", statusErr(401), fault.Authentication},
+		{"403 wrapped", fmt.Errorf("instagram: %w", statusErr(403)), fault.Authentication},
+		{"408", statusErr(408), fault.Transient},
+		{"425", statusErr(425), fault.Transient},
+		{"429", statusErr(429), fault.Transient},
+		{"500", statusErr(500), fault.Transient},
+		{"503", statusErr(503), fault.Transient},
+		{"599", statusErr(599), fault.Transient},
+		{"400", statusErr(400), fault.Runtime},
+		{"404", statusErr(404), fault.Runtime},
+		{"422", statusErr(422), fault.Runtime},
+		{"404 wrapping a timeout falls through", fmt.Errorf("%w: %w", statusErr(404), context.DeadlineExceeded), fault.Transient},
+		{"status beats sentinel", fmt.Errorf("%w: %w", statusErr(503), fault.ErrAuthentication), fault.Transient},
+		{"status beats deadline", fmt.Errorf("%w: %w", statusErr(401), context.DeadlineExceeded), fault.Authentication},
+		{"status inside join", errors.Join(boom, statusErr(429)), fault.Transient},
 
 		// 3. sentinel.
-		{"ErrAuthentication", ErrAuthentication, KindAuthentication},
-		{"ErrAuthentication wrapped", fmt.Errorf("session expired: %w", ErrAuthentication), KindAuthentication},
-		{"sentinel beats timeout", errors.Join(context.DeadlineExceeded, ErrAuthentication), KindAuthentication},
+		{"fault.ErrAuthentication", fault.ErrAuthentication, fault.Authentication},
+		{"fault.ErrAuthentication wrapped", fmt.Errorf("session expired: %w", fault.ErrAuthentication), fault.Authentication},
+		{"sentinel beats timeout", errors.Join(context.DeadlineExceeded, fault.ErrAuthentication), fault.Authentication},
 
 		// 4. timeouts and connection errors.
-		{"deadline exceeded", context.DeadlineExceeded, KindTransient},
-		{"deadline exceeded wrapped", fmt.Errorf("fetch: %w", context.DeadlineExceeded), KindTransient},
-		{"os deadline", os.ErrDeadlineExceeded, KindTransient},
-		{"net timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, KindTransient},
-		{"ECONNREFUSED", dialRefused, KindTransient},
-		{"ECONNREFUSED read op", &net.OpError{Op: "read", Err: syscall.ECONNREFUSED}, KindTransient},
-		{"ECONNRESET", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, KindTransient},
-		{"EPIPE", fmt.Errorf("write body: %w", syscall.EPIPE), KindTransient},
-		{"ECONNABORTED", syscall.ECONNABORTED, KindTransient},
-		{"EHOSTUNREACH", syscall.EHOSTUNREACH, KindTransient},
-		{"ENETUNREACH", syscall.ENETUNREACH, KindTransient},
-		{"ETIMEDOUT", syscall.ETIMEDOUT, KindTransient},
-		{"dial error of any cause", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("socket: too many open files")}, KindTransient},
-		{"unexpected EOF", fmt.Errorf("read body: %w", io.ErrUnexpectedEOF), KindTransient},
-		{"url error EOF", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, KindTransient},
-		{"plain EOF is not transient", io.EOF, KindRuntime},
-		{"DNS temporary", &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}, KindTransient},
-		{"DNS timeout", &net.DNSError{Err: "i/o timeout", Name: "x", IsTimeout: true}, KindTransient},
-		{"DNS not found", &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}, KindRuntime},
-		{"dial DNS not found", &url.Error{Op: "Get", URL: "http://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}}}, KindRuntime},
-		{"dial DNS temporary", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}}, KindTransient},
+		{"deadline exceeded", context.DeadlineExceeded, fault.Transient},
+		{"deadline exceeded wrapped", fmt.Errorf("fetch: %w", context.DeadlineExceeded), fault.Transient},
+		{"os deadline", os.ErrDeadlineExceeded, fault.Transient},
+		{"net timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, fault.Transient},
+		{"ECONNREFUSED", dialRefused, fault.Transient},
+		{"ECONNREFUSED read op", &net.OpError{Op: "read", Err: syscall.ECONNREFUSED}, fault.Transient},
+		{"ECONNRESET", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, fault.Transient},
+		{"EPIPE", fmt.Errorf("write body: %w", syscall.EPIPE), fault.Transient},
+		{"ECONNABORTED", syscall.ECONNABORTED, fault.Transient},
+		{"EHOSTUNREACH", syscall.EHOSTUNREACH, fault.Transient},
+		{"ENETUNREACH", syscall.ENETUNREACH, fault.Transient},
+		{"ETIMEDOUT", syscall.ETIMEDOUT, fault.Transient},
+		{"dial error of any cause", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("socket: too many open files")}, fault.Transient},
+		{"unexpected EOF", fmt.Errorf("read body: %w", io.ErrUnexpectedEOF), fault.Transient},
+		{"url error EOF", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, fault.Transient},
+		{"plain EOF is not transient", io.EOF, fault.Runtime},
+		{"DNS temporary", &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}, fault.Transient},
+		{"DNS timeout", &net.DNSError{Err: "i/o timeout", Name: "x", IsTimeout: true}, fault.Transient},
+		{"DNS not found", &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}, fault.Runtime},
+		{"dial DNS not found", &url.Error{Op: "Get", URL: "http://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}}}, fault.Runtime},
+		{"dial DNS temporary", &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}}, fault.Transient},
 
 		// 5. interruption.
-		{"canceled", context.Canceled, KindTransient},
-		{"canceled wrapped", fmt.Errorf("perform: %w", context.Canceled), KindTransient},
+		{"canceled", context.Canceled, fault.Transient},
+		{"canceled wrapped", fmt.Errorf("perform: %w", context.Canceled), fault.Transient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +136,7 @@ func TestClassifyRealNetworkErrors(t *testing.T) {
 		if err == nil {
 			t.Fatal("want an error from a closed port")
 		}
-		if got := Classify(err); got != KindTransient {
+		if got := Classify(err); got != fault.Transient {
 			t.Errorf("Classify(%v) = %q, want transient", err, got)
 		}
 	})
@@ -157,7 +159,7 @@ func TestClassifyRealNetworkErrors(t *testing.T) {
 		if err == nil {
 			t.Fatal("want a timeout")
 		}
-		if got := Classify(err); got != KindTransient {
+		if got := Classify(err); got != fault.Transient {
 			t.Errorf("Classify(%v) = %q, want transient", err, got)
 		}
 	})
@@ -183,7 +185,7 @@ func TestClassifyRealNetworkErrors(t *testing.T) {
 		if err == nil {
 			t.Fatal("want an error reading a short body")
 		}
-		if got := Classify(err); got != KindTransient {
+		if got := Classify(err); got != fault.Transient {
 			t.Errorf("Classify(%v) = %q, want transient", err, got)
 		}
 	})
@@ -210,46 +212,8 @@ func TestClassifyRealNetworkErrors(t *testing.T) {
 		if err == nil {
 			t.Fatal("want an error")
 		}
-		if got := Classify(err); got != KindTransient {
+		if got := Classify(err); got != fault.Transient {
 			t.Errorf("Classify(%v) = %q, want transient", err, got)
 		}
 	})
-}
-
-func TestRetryable(t *testing.T) {
-	t.Parallel()
-	for k, want := range map[Kind]bool{KindAuthentication: false, KindTransient: true, KindRuntime: true} {
-		if got := Retryable(k); got != want {
-			t.Errorf("Retryable(%q) = %v, want %v", k, got, want)
-		}
-	}
-}
-
-func TestParseKind(t *testing.T) {
-	t.Parallel()
-	for _, s := range []string{"authentication", "transient", "runtime", " RUNTIME "} {
-		if _, err := ParseKind(s); err != nil {
-			t.Errorf("ParseKind(%q) = %v", s, err)
-		}
-	}
-	for _, s := range []string{"", "auth", "fatal"} {
-		if _, err := ParseKind(s); !errors.Is(err, ErrUnknownKind) {
-			t.Errorf("ParseKind(%q) error = %v, want ErrUnknownKind", s, err)
-		}
-	}
-}
-
-func TestErrorMessageAndUnwrap(t *testing.T) {
-	t.Parallel()
-	inner := errors.New("token expired")
-	e := Error{Kind: KindAuthentication, Err: inner}
-	if e.Error() != "token expired" {
-		t.Errorf("Error() = %q", e.Error())
-	}
-	if !errors.Is(e, inner) {
-		t.Error("errors.Is does not see the wrapped error")
-	}
-	if got := (Error{Kind: KindTransient}).Error(); got != "transient" {
-		t.Errorf("Error() without Err = %q", got)
-	}
 }

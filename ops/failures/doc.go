@@ -8,13 +8,13 @@
 //
 // # Classification
 //
-// [Classify] maps an error to a [Kind]: [KindAuthentication],
-// [KindTransient] or [KindRuntime]. The kind steers the queue's retry:
-// [Retryable] is false only for authentication failures, which are never
-// retried automatically. The rules, in the order they are tried, are
-// documented on [Classify]. Handlers that know better set the kind
-// themselves with [Error] or any error with a FailureKind method. Panics
-// recovered by the worker middleware are recorded as [KindRuntime].
+// [Classify] maps an error to a failure kind (conveyor/ops/fault): fault.Authentication,
+// fault.Transient or fault.Runtime. The kind steers the queue's retry
+// ([RetryableError]): authentication failures are never retried
+// automatically. The rules, in the order they are tried, are documented on
+// [Classify]. Handlers that know better set the kind themselves with
+// fault.Error or any error with a FailureKind method. Panics recovered by
+// the worker middleware are recorded as fault.Runtime.
 //
 // # Fingerprints
 //

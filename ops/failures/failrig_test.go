@@ -12,6 +12,7 @@ import (
 	"conveyor/internal/testlog"
 	"conveyor/lanes"
 	"conveyor/ops/events"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -187,7 +188,7 @@ func (r *failRig) insert(fs ...*data.Failure) {
 			f.Queue = "default"
 		}
 		if f.Kind == "" {
-			f.Kind = data.KindTransient
+			f.Kind = fault.Transient
 		}
 		if f.Fingerprint == "" {
 			f.Fingerprint = Fingerprint(SourceJobFailure, string(f.Kind), f.Class, f.ErrorMessage)

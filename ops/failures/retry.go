@@ -13,6 +13,7 @@ import (
 	"conveyor/data"
 	"conveyor/lanes"
 	"conveyor/ops/events"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -263,7 +264,7 @@ func statusRefusal(f *data.Failure, mode retryMode) *RefusedError {
 
 // check decides whether f may be retried now, and how.
 func (r *Retrier) check(ctx context.Context, f *data.Failure, mode retryMode) (retryPlan, error) {
-	if f.Kind == data.KindAuthentication {
+	if f.Kind == fault.Authentication {
 		return retryPlan{}, r.refusal(ctx, f, RefusedAuthentication, data.RetryRefused,
 			"authentication failures are never retried: fix the credentials, then enqueue the job again")
 	}

@@ -13,6 +13,7 @@ import (
 	"conveyor/data"
 	"conveyor/lanes"
 	"conveyor/ops/events"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -101,8 +102,8 @@ func TestRetryRefusals(t *testing.T) {
 		want     RefusalReason
 		recorded data.RetryStatus // "" when the state must not change
 	}{
-		{"authentication", data.Failure{Kind: data.KindAuthentication, JobID: gone()}, 0, retryMode{}, RefusedAuthentication, data.RetryRefused},
-		{"not retryable", data.Failure{Kind: data.KindRuntime, JobID: gone()}, 0, retryMode{}, RefusedNotRetryable, data.RetryRefused},
+		{"authentication", data.Failure{Kind: fault.Authentication, JobID: gone()}, 0, retryMode{}, RefusedAuthentication, data.RetryRefused},
+		{"not retryable", data.Failure{Kind: fault.Runtime, JobID: gone()}, 0, retryMode{}, RefusedNotRetryable, data.RetryRefused},
 		{"already retried", data.Failure{Retryable: true, JobID: gone(), Retry: data.RetryState{Status: data.RetryQueued, JobID: 5}}, 0, retryMode{}, RefusedAlreadyRetried, ""},
 		{"already succeeded", data.Failure{Retryable: true, JobID: gone(), Retry: data.RetryState{Status: data.RetrySucceeded, JobID: 5}}, 0, retryMode{}, RefusedAlreadySucceeded, ""},
 		{"superseded before", data.Failure{Retryable: true, JobID: gone(), Retry: data.RetryState{Status: data.RetrySuperseded, Reason: "x"}}, 0, retryMode{}, RefusedSuperseded, ""},
@@ -340,7 +341,7 @@ func TestRetryMatching(t *testing.T) {
 	for i := range 5 {
 		r.insert(&data.Failure{JobID: uint64(500 + i), Retryable: true, ErrorMessage: "db down"})
 	}
-	r.insert(&data.Failure{JobID: 600, Kind: data.KindAuthentication, ErrorMessage: "db down"})
+	r.insert(&data.Failure{JobID: 600, Kind: fault.Authentication, ErrorMessage: "db down"})
 	r.insert(&data.Failure{JobID: 601, Retryable: true, ErrorMessage: "other"})
 	ff := data.FailureFilter{Q: "db down"}
 	res, err := r.retrier.RetryMatching(t.Context(), ff, 0, 4)

@@ -8,6 +8,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/ops/events"
+	"conveyor/ops/fault"
 )
 
 func TestTrackerGroupsFailuresByFingerprint(t *testing.T) {
@@ -17,9 +18,9 @@ func TestTrackerGroupsFailuresByFingerprint(t *testing.T) {
 	defer cancel()
 	t0 := r.clock.Now()
 	fs := []*data.Failure{
-		{JobID: 1, Class: "SyncJob", Queue: "sync", Kind: data.KindTransient, ErrorClass: "Net", ErrorMessage: "timeout after 30s", OccurredAt: t0.Add(2 * time.Second), AccountID: 4},
-		{JobID: 2, Class: "SyncJob", Queue: "sync", Kind: data.KindTransient, ErrorClass: "Net", ErrorMessage: "timeout after 31s", OccurredAt: t0.Add(time.Second)},
-		{JobID: 3, Class: "MailJob", Queue: "messages", Kind: data.KindRuntime, ErrorClass: "Error", ErrorMessage: "nil map\nsecond line", OccurredAt: t0},
+		{JobID: 1, Class: "SyncJob", Queue: "sync", Kind: fault.Transient, ErrorClass: "Net", ErrorMessage: "timeout after 30s", OccurredAt: t0.Add(2 * time.Second), AccountID: 4},
+		{JobID: 2, Class: "SyncJob", Queue: "sync", Kind: fault.Transient, ErrorClass: "Net", ErrorMessage: "timeout after 31s", OccurredAt: t0.Add(time.Second)},
+		{JobID: 3, Class: "MailJob", Queue: "messages", Kind: fault.Runtime, ErrorClass: "Error", ErrorMessage: "nil map\nsecond line", OccurredAt: t0},
 	}
 	for _, f := range fs {
 		f.Fingerprint = Fingerprint(SourceJobFailure, string(f.Kind), f.Class, f.ErrorClass+": "+f.ErrorMessage)
@@ -67,7 +68,7 @@ func TestTrackerGroupsFailuresByFingerprint(t *testing.T) {
 	if err := r.tracker.Resolve(t.Context(), 9999); !errors.Is(err, data.ErrNotFound) {
 		t.Errorf("resolve missing: %v", err)
 	}
-	again := &data.Failure{JobID: 9, Class: "SyncJob", Queue: "sync", Kind: data.KindTransient, ErrorClass: "Net",
+	again := &data.Failure{JobID: 9, Class: "SyncJob", Queue: "sync", Kind: fault.Transient, ErrorClass: "Net",
 		ErrorMessage: "timeout after 5s", OccurredAt: t0.Add(time.Hour)}
 	again.Fingerprint = Fingerprint(SourceJobFailure, "transient", "SyncJob", "Net: timeout after 5s")
 	r.insert(again)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"conveyor/ops/failures"
+	"conveyor/ops/fault"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -253,7 +254,7 @@ func TestCheckLocalAIOllamaFallsBackToTags(t *testing.T) {
 	if r.OK || r.Status != "500 Internal Server Error: model store broken (try again)" {
 		t.Errorf("broken result = %+v", r)
 	}
-	if failures.Classify(r.Err) != failures.KindTransient {
+	if failures.Classify(r.Err) != fault.Transient {
 		t.Errorf("a 500 from Ollama classifies as %q", failures.Classify(r.Err))
 	}
 }
