@@ -121,7 +121,8 @@ func (s *localAISettings) resolve(fc localAIFile, getenv func(string) string, da
 func (a *app) registerLocalAIJobs() error {
 	log := a.log.With("part", "local_ai")
 	a.localAI.sup = localai.NewSupervisor(a.st.LocalAI.Config, a.st.DataDir, log)
-	a.localAI.health = localai.NewHealth(a.localAI.sup, localai.HealthOptions{DB: a.failures.db, Bus: a.bus, Logger: log})
+	a.localAI.health = localai.NewHealth(a.localAI.sup, localai.HealthOptions{DB: a.failures.db, Tracker: a.failures.tracker,
+		Bus: a.bus, Logger: log})
 	return a.reg.Register(a.localAI.health.Class())
 }
 

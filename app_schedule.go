@@ -85,7 +85,7 @@ func (a *app) openSchedule(ctx context.Context) error {
 	}
 	opts := cron.Options{
 		Entries: entries, Store: a.store, DB: a.failures.db, Registry: a.reg, Topology: a.st.Topology,
-		Bus: a.bus, Logger: a.log.With("part", "schedule"), LateAfter: a.st.Schedule.LateAfter,
+		Bus: a.bus, Tracker: a.failures.tracker, Logger: a.log.With("part", "schedule"), LateAfter: a.st.Schedule.LateAfter,
 		AfterEnqueue: scheduleHooks.afterEnqueue,
 	}
 	if scheduleHooks.clock != nil {

@@ -2,7 +2,6 @@ package cron
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -53,8 +52,18 @@ type Health struct {
 // OK reports whether the scheduler is healthy.
 func (h Health) OK() bool { return h.State == HealthOK }
 
-// livenessFingerprint is the one issue the scheduler opens about itself.
-var livenessFingerprint = failures.Fingerprint(string(data.SourceScheduler), "liveness", "scheduler", "")
+// livenessSubject is the subject of the one issue the scheduler raises
+// about itself (source scheduler): its fingerprint is
+// failures.ProblemFingerprint(data.SourceScheduler, "scheduler").
+const livenessSubject = "scheduler"
+
+// legacyLivenessFingerprint is the fingerprint that issue had before the
+// scheduler raised it through the issue tracker (source scheduler, kind
+// "liveness", class "scheduler", in failures.Fingerprint's terms). An issue
+// still open under it is resolved ("auto") at the scheduler's first
+// verdict; if the scheduler is unhealthy then, the issue opens again under
+// the tracker's fingerprint.
+var legacyLivenessFingerprint = failures.Fingerprint(string(data.SourceScheduler), "liveness", "scheduler", "")
 
 // Health returns the scheduler's liveness as its watchdog last judged it,
 // with the loop's figures as they are now.
@@ -204,38 +213,38 @@ func (s *Scheduler) evaluate(now time.Time, obs *observation) (Health, time.Time
 	return verdict, wake
 }
 
-// report opens or resolves the scheduler issue after a change of verdict;
-// at the first verdict it resolves an issue left open by an earlier run.
+// report raises or clears the scheduler issue after a change of verdict;
+// at the first verdict it also clears an issue left open by an earlier run.
 func (s *Scheduler) report(ctx context.Context, prev, verdict Health, first bool) {
 	ctx = context.WithoutCancel(ctx)
 	defer s.publish(events.TopicSchedule)
+	if first {
+		if _, err := s.issues.Clear(ctx, legacyLivenessFingerprint); err != nil {
+			s.log.Error("resolve the scheduler issue of an earlier version", "err", err)
+		}
+	}
 	switch verdict.State {
 	case HealthOK, HealthStarting:
 		if prev.State == HealthStarting && verdict.State == HealthStarting && !first {
 			return
 		}
-		resolved, err := s.db.ResolveIssueByFingerprint(ctx, livenessFingerprint, data.ResolvedByAuto)
+		resolved, err := s.issues.Clear(ctx, failures.ProblemFingerprint(data.SourceScheduler, livenessSubject))
 		if err != nil {
 			s.log.Error("resolve the scheduler issue", "err", err)
 			return
 		}
 		if resolved {
 			s.log.Info("scheduler healthy again: issue resolved")
-			s.publish(events.TopicIssues)
 		}
 	default:
 		s.log.Error("scheduler unhealthy", "state", verdict.State, "detail", verdict.Detail)
-		detail, _ := json.Marshal(map[string]any{
-			"state": verdict.State, "detail": verdict.Detail, "late_after_s": s.opts.LateAfter.Seconds(),
-		})
-		_, _, err := s.db.UpsertIssue(ctx, data.IssueEvent{
-			Fingerprint: livenessFingerprint, Source: data.SourceScheduler, Kind: string(verdict.State),
-			Title: "Scheduler " + string(verdict.State) + ": " + verdict.Detail, Context: detail, At: s.clock.Now(),
+		_, _, err := s.issues.Raise(ctx, failures.Problem{
+			Source: data.SourceScheduler, Subject: livenessSubject, Kind: string(verdict.State),
+			Title: "Scheduler " + string(verdict.State) + ": " + verdict.Detail, At: s.clock.Now(),
+			Detail: map[string]any{"state": verdict.State, "detail": verdict.Detail, "late_after_s": s.opts.LateAfter.Seconds()},
 		})
 		if err != nil {
 			s.log.Error("open the scheduler issue", "err", err)
-			return
 		}
-		s.publish(events.TopicIssues)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"conveyor/data"
 	"conveyor/lanes"
 	"conveyor/ops/events"
+	"conveyor/ops/failures"
 	"conveyor/queue"
 )
 
@@ -81,9 +82,12 @@ type Options struct {
 	// enqueues and shows why. They are read at Start. Registry is required.
 	Registry *lanes.Registry
 	Topology lanes.Topology
-	// Bus receives events.TopicSchedule (and events.TopicIssues) when something
-	// changes. Optional.
+	// Bus receives events.TopicSchedule when something changes (and,
+	// through the tracker, events.TopicIssues). Optional.
 	Bus *events.Bus
+	// Tracker raises and clears the scheduler's liveness issue. Nil: a
+	// tracker on DB and Bus.
+	Tracker *failures.Tracker
 	// Clock is the time source (default SystemClock).
 	Clock Clock
 	// Logger receives fires at debug level, missed ticks, late ticks and
@@ -162,6 +166,8 @@ type Scheduler struct {
 	log   *slog.Logger
 	store *queue.Store
 	db    *data.DB
+	// issues raises and clears the liveness issue (Options.Tracker).
+	issues *failures.Tracker
 
 	toggle sync.Mutex // serialises SetEnabled
 
@@ -260,8 +266,17 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	issues := opts.Tracker
+	if issues == nil {
+		var err error
+		// Never closed: its context serves only RecordFailures, which the
+		// scheduler does not call.
+		if issues, err = failures.NewTracker(failures.TrackerOptions{DB: opts.DB, Bus: opts.Bus, Logger: opts.Logger}); err != nil {
+			return nil, err
+		}
+	}
 	s := &Scheduler{
-		opts: opts, clock: opts.Clock, log: opts.Logger, store: opts.Store, db: opts.DB,
+		opts: opts, clock: opts.Clock, log: opts.Logger, store: opts.Store, db: opts.DB, issues: issues,
 		byName:  make(map[string]*slot, len(opts.Entries)),
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),

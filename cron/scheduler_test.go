@@ -15,6 +15,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
+	"conveyor/ops/failures"
 	"conveyor/queue"
 )
 
@@ -743,6 +744,29 @@ func TestSchedulerLivenessLate(t *testing.T) {
 	sameTimes(t, "ticks", r.ticks("minutely"), times("2026-05-04T12:01:00Z"))
 	if h := r.s.Health(); h.LastLateness != 30*time.Second {
 		t.Fatalf("lateness %+v", h)
+	}
+}
+
+// The liveness issue goes through the issue tracker, under the tracker's
+// fingerprint; one left open under the fingerprint of earlier versions is
+// resolved at the first verdict of the next start.
+func TestSchedulerLivenessIssueFingerprints(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, utc("2026-05-04T12:00:30Z"), everyMinute)
+	ctx := t.Context()
+	legacy, _, err := r.db.UpsertIssue(ctx, data.IssueEvent{Fingerprint: legacyLivenessFingerprint, Source: data.SourceScheduler,
+		Kind: string(HealthLate), Title: "Scheduler late: left open by an earlier version", At: r.clk.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.restart()
+	r.waitFor("a healthy verdict reported", func() bool { return r.s.reported == HealthOK })
+	got, err := r.db.IssueByID(ctx, legacy.ID)
+	if err != nil || got.Status != data.IssueResolved || got.ResolvedBy != data.ResolvedByAuto {
+		t.Fatalf("legacy issue %+v, %v: want resolved by auto", got, err)
+	}
+	if want := failures.ProblemFingerprint(data.SourceScheduler, "scheduler"); want == legacyLivenessFingerprint {
+		t.Fatal("the tracker's fingerprint is the legacy one: the test proves nothing")
 	}
 }
 

@@ -35,9 +35,12 @@
 // # Issues
 //
 // The [Tracker] keeps one issue per fingerprint: job failures arrive in
-// batches through RecordFailures; health checks (today the queue-health
-// check) report a [Problem] through [Tracker.Raise] and resolve it through
-// [Tracker.Clear]. Every change publishes events.TopicIssues.
+// batches through RecordFailures; every health check — queue health, the
+// local AI outages (conveyor/ops/localai) and the scheduler's liveness
+// (conveyor/cron) — reports a [Problem] through [Tracker.Raise] and
+// resolves it through [Tracker.Clear], so all of them share one fingerprint
+// scheme ([ProblemFingerprint] of source and subject). Every change
+// publishes events.TopicIssues.
 //
 // # Retries
 //

@@ -3,7 +3,6 @@ package localai
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,12 +45,16 @@ const outageKind = "down"
 
 // HealthOptions configure a Health. Every field is optional.
 type HealthOptions struct {
-	// DB records every reported check (data.RecordHealthCheck) and the
-	// AI-outage issues. Nil: neither is recorded.
+	// DB records every reported check (data.RecordHealthCheck). Nil: the
+	// checks are not recorded.
 	DB *data.DB
-	// Bus receives TopicMetrics on every report and TopicIssues when an
-	// AI-outage issue changes (opens, gets an occurrence, reopens,
-	// resolves). Nil: nothing is published.
+	// Tracker raises and clears the AI-outage issues (failures.Problem of
+	// source ai_outage, one per service). Nil: a tracker on DB and Bus is
+	// used; with no DB either, no issue is recorded.
+	Tracker *failures.Tracker
+	// Bus receives TopicMetrics on every report; the tracker publishes
+	// TopicIssues when an AI-outage issue changes (opens, gets an
+	// occurrence, reopens, resolves). Nil: nothing is published.
 	Bus *events.Bus
 	// Retention is how long the check job keeps recorded checks (default
 	// DefaultHealthRetention).
@@ -97,6 +100,7 @@ type State struct {
 type Health struct {
 	sup       *Supervisor
 	db        *data.DB
+	tracker   *failures.Tracker
 	bus       *events.Bus
 	retention time.Duration
 	logger    *slog.Logger
@@ -120,6 +124,7 @@ func NewHealth(sup *Supervisor, opts HealthOptions) *Health {
 	h := &Health{
 		sup:       sup,
 		db:        opts.DB,
+		tracker:   opts.Tracker,
 		bus:       opts.Bus,
 		retention: cmp.Or(opts.Retention, DefaultHealthRetention),
 		logger:    opts.Logger,
@@ -130,6 +135,11 @@ func NewHealth(sup *Supervisor, opts HealthOptions) *Health {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
 	h.logger = h.logger.With("component", "local_ai_health")
+	if h.tracker == nil && h.db != nil {
+		// Cannot fail: DB is set. It is never closed: its context serves
+		// only RecordFailures, which Health does not call.
+		h.tracker, _ = failures.NewTracker(failures.TrackerOptions{DB: h.db, Bus: h.bus, Logger: h.logger})
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -198,23 +208,17 @@ func (h *Health) Report(ctx context.Context, results []HealthResult) error {
 	defer h.reportMu.Unlock()
 	h.setState(results)
 	var errs []error
-	issuesChanged := false
 	for _, r := range results {
 		if h.db != nil {
 			if err := h.db.RecordHealthCheck(ctx, healthCheckOf(r)); err != nil {
 				errs = append(errs, err)
 			}
 		}
-		changed, err := h.trackIssue(ctx, r)
-		issuesChanged = issuesChanged || changed
-		if err != nil {
+		if err := h.trackIssue(ctx, r); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	h.publish(events.TopicMetrics)
-	if issuesChanged {
-		h.publish(events.TopicIssues)
-	}
 	return errors.Join(errs...)
 }
 
@@ -287,58 +291,58 @@ func (h *Health) applyGatesLocked() error {
 
 // OutageFingerprint is the fingerprint of service's AI-outage issue: one
 // per service, whatever the failure's message, so an outage is one issue.
-// It follows the issue tracker's scheme for a problem's source and subject
-// (source ai_outage, subject the service), so either can raise or clear it.
+// It is the issue tracker's fingerprint for a problem of source ai_outage
+// and subject the service (failures.ProblemFingerprint).
 func OutageFingerprint(service string) string {
-	return failures.Fingerprint(string(data.SourceAIOutage), "", service, "")
+	return failures.ProblemFingerprint(data.SourceAIOutage, service)
 }
 
-// trackIssue opens (or adds an occurrence to) the service's outage issue
-// when r failed, and resolves it when r passed after a failure or as the
-// first report (an outage may have been left open by an earlier run). It
-// reports whether an issue changed.
-func (h *Health) trackIssue(ctx context.Context, r HealthResult) (bool, error) {
+// outageProblem describes a failed check of one service for its issue.
+func outageProblem(r HealthResult) failures.Problem {
+	return failures.Problem{
+		Source:  data.SourceAIOutage,
+		Subject: r.Service,
+		Kind:    outageKind,
+		Title:   fmt.Sprintf("Local AI outage: %s is not healthy", r.Label()),
+		Class:   r.Service,
+		Detail:  r,
+		At:      r.CheckedAt,
+	}
+}
+
+// trackIssue raises the service's outage issue (opening it, or adding an
+// occurrence) when r failed, and clears it when r passed after a failure or
+// as the first report (an outage may have been left open by an earlier
+// run). The tracker publishes TopicIssues when an issue changes.
+func (h *Health) trackIssue(ctx context.Context, r HealthResult) error {
 	prevOK, known := h.lastOK[r.Service]
 	h.lastOK[r.Service] = r.OK
-	if h.db == nil {
-		return false, nil
+	if h.tracker == nil {
+		return nil
 	}
-	fp := OutageFingerprint(r.Service)
 	if r.OK {
 		if known && prevOK {
-			return false, nil
+			return nil
 		}
-		resolved, err := h.db.ResolveIssueByFingerprint(ctx, fp, data.ResolvedByAuto)
+		resolved, err := h.tracker.Clear(ctx, OutageFingerprint(r.Service))
 		if err != nil {
 			delete(h.lastOK, r.Service) // try again next time
-			return false, err
+			return err
 		}
 		if resolved {
 			h.logger.Info("AI outage resolved", "service", r.Service, "url", r.URL)
 		}
-		return resolved, nil
+		return nil
 	}
-	detail, err := json.Marshal(r)
-	if err != nil {
-		return false, err
-	}
-	is, res, err := h.db.UpsertIssue(ctx, data.IssueEvent{
-		Fingerprint: fp,
-		Source:      data.SourceAIOutage,
-		Kind:        outageKind,
-		Title:       fmt.Sprintf("Local AI outage: %s is not healthy", r.Label()),
-		Class:       r.Service,
-		Context:     detail,
-		At:          r.CheckedAt,
-	})
+	is, res, err := h.tracker.Raise(ctx, outageProblem(r))
 	if err != nil {
 		delete(h.lastOK, r.Service)
-		return false, err
+		return err
 	}
 	if res != data.IssueUpdated {
 		h.logger.Warn("AI outage issue "+res.String(), "issue", is.ID, "service", r.Service, "status", r.Status)
 	}
-	return true, nil
+	return nil
 }
 
 // healthCheckOf turns a result into its SQLite row.
