@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"conveyor/internal/lifecycle"
 	"conveyor/lanes"
 	"conveyor/ops/events"
 	"conveyor/queue"
@@ -35,12 +36,22 @@ const (
 //
 //	newApp: token, queue store, broadcaster
 //	        → openFailures (SQLite, replication, failure capture, job classes)
+//	        → registerLocalAIJobs (supervisor, AI health, its check job)
 //	        → openSchedule (the recurring schedule; needs every class registered)
 //	        → lanes pool (with the middleware and retry policy gathered above)
 //	        → openLocalAI (start-up guardrail; gates of the AI lanes)
 //	        → listener and HTTP server (each feature adds its UI config)
-//	start:  lanes → startFailures → startSchedule → startLocalAI → HTTP
-//	stop:   HTTP → stopSchedule → lanes drain → stopLocalAI → closeFailures → store
+//	start:  queue snapshots → lanes → scheduler → local-AI watch
+//	        → change forwarding → HTTP
+//	stop:   the reverse of start (HTTP first; the lanes drain before the last
+//	        queue snapshot), then close
+//	close:  the reverse of newApp (local AI released if this process started
+//	        it, failure capture and writer, SQLite and its replica,
+//	        broadcaster, queue store)
+//
+// Everything that runs in the background has one shape,
+// lifecycle.Service: newApp pushes what it opened on a.opened, start starts
+// its list on a.running, and stop and close pop them in reverse.
 type app struct {
 	st      settings
 	log     *slog.Logger
@@ -55,6 +66,10 @@ type app struct {
 	token   string
 	execLog *lanes.ExecLog
 	served  chan error
+
+	// opened holds what newApp opened, running what start started; stop
+	// and close stop them in reverse.
+	opened, running lifecycle.Stack
 
 	// Gathered from the features before the pool is built.
 	middleware []lanes.Middleware
@@ -88,7 +103,13 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	if a.store, err = queue.Open(filepath.Join(st.DataDir, queueFile), qopts); err != nil {
 		return nil, err
 	}
-	a.bus = events.NewBus(events.Options{Logger: log.With("part", "broadcast")})
+	// The hooks take the parts, not a: "return nil, err" sets a to nil
+	// before the deferred close runs them.
+	store := a.store
+	a.opened.Push(lifecycle.Hooks{Name: "queue store", OnStop: func(context.Context) error { return store.Close() }})
+	bus := events.NewBus(events.Options{Logger: log.With("part", "broadcast")})
+	a.bus = bus
+	a.opened.Push(lifecycle.Hooks{Name: "broadcaster", OnStop: func(context.Context) error { bus.Close(); return nil }})
 	a.reg = lanes.NewRegistry()
 	if err := lanes.RegisterBuiltins(a.reg); err != nil {
 		return nil, err
@@ -108,6 +129,8 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 		if a.execLog, err = lanes.OpenExecLog(st.ExecLog); err != nil {
 			return nil, err
 		}
+		execLog := a.execLog
+		a.opened.Push(lifecycle.Hooks{Name: "execution log", OnStop: func(context.Context) error { return execLog.Close() }})
 		popts.Middleware = append(popts.Middleware, a.execLog.Middleware())
 	}
 	if a.pool, err = lanes.New(a.store, a.reg, st.Topology, popts); err != nil {
@@ -119,6 +142,10 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	if a.ln, err = net.Listen("tcp", st.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", st.Listen, err)
 	}
+	// Closed by the HTTP server's shutdown once it serves; this is for a
+	// listener that never served.
+	ln := a.ln
+	a.opened.Push(lifecycle.Hooks{Name: "listener", OnStop: func(context.Context) error { ln.Close(); return nil }})
 	cfg := ui.Config{
 		Store: a.store, Registry: a.reg, Topology: st.Topology, Pool: a.pool, Token: a.token,
 		AllowedHosts: ui.HostsFor(a.ln.Addr().String()), Logger: log.With("part", "http"),
@@ -146,79 +173,102 @@ func (a *app) readyChecks(ctx context.Context) []ui.Check {
 	return out
 }
 
-// start starts the lanes, the features' loops and the HTTP server.
+// start starts the background parts in the documented order; stop stops
+// them in reverse. On error, what started is left for stop.
 func (a *app) start(ctx context.Context) error {
-	if err := a.pool.Start(); err != nil {
+	var services []lifecycle.Service
+	if a.failures.snaps != nil {
+		// First, so that it stops last: the last snapshot follows the drain.
+		services = append(services, a.failures.snaps)
+	}
+	services = append(services, lifecycle.Hooks{Name: "lanes",
+		OnStart: func(context.Context) error { return a.pool.Start() }, OnStop: a.pool.Stop})
+	if a.schedule.sched != nil {
+		services = append(services, a.schedule.sched)
+	}
+	if w := a.localAIWatch(); w != nil {
+		services = append(services, w)
+	}
+	services = append(services, &changeForwarder{store: a.store, bus: a.bus}, lifecycle.Hooks{Name: "http",
+		OnStart: a.serveHTTP, OnStop: a.shutdownHTTP})
+	if err := a.running.Start(ctx, services...); err != nil {
 		return err
 	}
-	if err := a.startFailures(ctx); err != nil {
-		return err
-	}
-	if err := a.startSchedule(ctx); err != nil {
-		return err
-	}
-	if err := a.startLocalAI(ctx); err != nil {
-		return err
-	}
-	a.forwardChanges()
-	go func() { a.served <- a.http.Serve(a.ln) }()
 	a.log.Info("conveyor is serving", "addr", "http://"+a.ln.Addr().String(), "data", a.st.DataDir,
 		"lanes", len(a.st.Topology.Lanes), "workers", a.st.Topology.Workers())
 	return nil
 }
 
-// forwardChanges turns the queue's change notifications into the
-// broadcaster's topics (coalesced there) until the store closes.
-func (a *app) forwardChanges() {
-	sub := a.store.Subscribe()
-	go func() {
-		for range sub.C {
-			a.bus.Publish(events.TopicJobs)
-			a.bus.Publish(events.TopicMetrics)
+// serveHTTP serves on the listener until shutdownHTTP; a.served receives
+// why it stopped.
+func (a *app) serveHTTP(context.Context) error {
+	go func() { a.served <- a.http.Serve(a.ln) }()
+	return nil
+}
+
+// shutdownHTTP stops taking requests and finishes those in flight (an
+// enqueue that was accepted is committed), for at most 10 seconds.
+func (a *app) shutdownHTTP(ctx context.Context) error {
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.http.Shutdown(hctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// changeForwarder turns the queue's change notifications into the
+// broadcaster's topics (coalesced there).
+type changeForwarder struct {
+	store *queue.Store
+	bus   *events.Bus
+	sub   *queue.Subscription
+	loop  lifecycle.Loop
+}
+
+// Start subscribes to the queue and forwards until Stop or the store
+// closes.
+func (f *changeForwarder) Start(ctx context.Context) error {
+	f.sub = f.store.Subscribe()
+	f.loop.Go(context.WithoutCancel(ctx), func(ctx context.Context) {
+		for {
+			select {
+			case _, ok := <-f.sub.C:
+				if !ok {
+					return
+				}
+				f.bus.Publish(events.TopicJobs)
+				f.bus.Publish(events.TopicMetrics)
+			case <-ctx.Done():
+				return
+			}
 		}
-	}()
+	})
+	return nil
+}
+
+// Stop ends the forwarding and the subscription.
+func (f *changeForwarder) Stop(ctx context.Context) error {
+	err := f.loop.Stop(ctx)
+	if f.sub != nil {
+		f.sub.Close()
+	}
+	return err
 }
 
 // addr is the address the server listens on.
 func (a *app) addr() string { return a.ln.Addr().String() }
 
-// stop shuts down gracefully: the HTTP server stops taking requests and
-// finishes those in flight (an enqueue that was accepted is committed), the
-// schedule stops firing, the lanes drain, and the storage closes.
+// stop shuts down gracefully: what start started stops in reverse (the
+// HTTP server first, finishing the requests in flight; the schedule stops
+// firing; the lanes drain), then close releases what newApp opened.
 func (a *app) stop(ctx context.Context) error {
-	var errs []error
-	if a.http != nil {
-		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := a.http.Shutdown(hctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		}
-		cancel()
-	}
-	errs = append(errs, a.stopSchedule(ctx))
-	if a.pool != nil {
-		errs = append(errs, a.pool.Stop(ctx))
-	}
-	errs = append(errs, a.close(ctx))
-	return errors.Join(errs...)
+	return errors.Join(a.running.Stop(ctx), a.close(ctx))
 }
 
 // close releases what newApp opened, in reverse order.
 func (a *app) close(ctx context.Context) error {
-	var errs []error
-	if a.ln != nil {
-		a.ln.Close()
-	}
-	errs = append(errs, a.stopLocalAI(ctx), a.closeFailures(ctx))
-	if a.bus != nil {
-		a.bus.Close()
-	}
-	if a.store != nil {
-		errs = append(errs, a.store.Close())
-	}
-	if a.execLog != nil {
-		errs = append(errs, a.execLog.Close())
-	}
-	return errors.Join(errs...)
+	return a.opened.Stop(ctx)
 }
 
 // loadToken returns the API token: CONVEYOR_TOKEN when set, else the one in the

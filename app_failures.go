@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"conveyor/data"
+	"conveyor/internal/lifecycle"
 	"conveyor/ops/failures"
 	"conveyor/queue"
 	"conveyor/ui"
@@ -234,6 +235,9 @@ func (a *app) openFailures(ctx context.Context) error {
 	}
 	f := &a.failures
 	f.db = db
+	// One part: the database closes first, then the replica catches up and
+	// stops (see closeStorage).
+	a.opened.Push(lifecycle.Hooks{Name: "database and replica", OnStop: a.closeStorage})
 	st := a.st.Failures
 	if st.ReplicaURL != "" {
 		exportReplicaKeys(st.ReplicaKeys.ID, st.ReplicaKeys.Secret, log)
@@ -256,11 +260,14 @@ func (a *app) openFailures(ctx context.Context) error {
 	if f.tracker, err = failures.NewTracker(failures.TrackerOptions{DB: db, Bus: a.bus, Logger: log}); err != nil {
 		return err
 	}
+	a.opened.Push(lifecycle.Hooks{Name: "issue tracker", OnStop: func(context.Context) error { f.tracker.Close(); return nil }})
 	f.writer = data.NewFailureWriter(db, data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log,
 		MaxRate: st.FailureWriteRate})
+	a.opened.Push(lifecycle.Hooks{Name: "failure writer", OnStop: f.writer.Close})
 	if f.capture, err = failures.NewCapture(failures.CaptureOptions{Writer: f.writer, DB: db, Registry: a.reg, Bus: a.bus, Logger: log}); err != nil {
 		return err
 	}
+	a.opened.Push(lifecycle.Hooks{Name: "failure capture", OnStop: f.capture.Close})
 	a.middleware = append(a.middleware, f.capture.Middleware())
 	a.retryable = failures.RetryableError
 	if f.retrier, err = failures.NewRetrier(failures.RetrierOptions{DB: db, Store: a.store, Registry: a.reg, Topology: a.st.Topology,
@@ -337,14 +344,6 @@ func (a *app) backupNow(ctx context.Context) (ui.BackupReport, error) {
 	return rep, nil
 }
 
-// startFailures starts the queue snapshots.
-func (a *app) startFailures(ctx context.Context) error {
-	if a.failures.snaps != nil {
-		a.failures.snaps.start(ctx)
-	}
-	return nil
-}
-
 // failureChecks are the failure pipeline's /readyz checks: the replica keeps
 // up, and the queue snapshots are written.
 func (a *app) failureChecks(ctx context.Context) []ui.Check {
@@ -375,28 +374,12 @@ func (a *app) failureChecks(ctx context.Context) []ui.Check {
 	return out
 }
 
-// closeFailures takes a last queue snapshot (the lanes have drained), then
-// closes the failure pipeline and the database, and stops replicating after
-// uploading what is left.
-func (a *app) closeFailures(ctx context.Context) error {
+// closeStorage closes the database, then brings the replica up to date and
+// stops replicating. It runs after the failure writer and capture, which
+// write to the database, have closed.
+func (a *app) closeStorage(ctx context.Context) error {
 	f := &a.failures
 	var errs []error
-	if f.snaps != nil {
-		errs = append(errs, f.snaps.stop(ctx))
-		f.snaps = nil
-	}
-	if f.capture != nil {
-		errs = append(errs, f.capture.Close(ctx))
-		f.capture = nil
-	}
-	if f.writer != nil {
-		errs = append(errs, f.writer.Close(ctx))
-		f.writer = nil
-	}
-	if f.tracker != nil {
-		f.tracker.Close()
-		f.tracker = nil
-	}
 	if f.db != nil {
 		errs = append(errs, f.db.Close())
 		f.db = nil
@@ -422,8 +405,7 @@ type queueSnapshots struct {
 	interval time.Duration
 	log      *slog.Logger
 	sub      *queue.Subscription
-	quit     chan struct{}
-	done     chan struct{}
+	loop     lifecycle.Loop
 
 	snapMu sync.Mutex // serialises snapshots
 
@@ -434,29 +416,21 @@ type queueSnapshots struct {
 }
 
 func newQueueSnapshots(store *queue.Store, url string, interval time.Duration, log *slog.Logger) *queueSnapshots {
-	return &queueSnapshots{store: store, url: url, interval: interval, log: log,
-		quit: make(chan struct{}), done: make(chan struct{})}
+	return &queueSnapshots{store: store, url: url, interval: interval, log: log}
 }
 
-// start writes a first snapshot and then one per interval in which the
-// queue changed, until stop (or ctx ends, which abandons a snapshot in
+// Start writes a first snapshot and then one per interval in which the
+// queue changed, until Stop (or ctx ends, which abandons a snapshot in
 // flight).
-func (q *queueSnapshots) start(ctx context.Context) {
+func (q *queueSnapshots) Start(ctx context.Context) error {
 	q.sub = q.store.Subscribe()
-	go q.run(ctx)
+	q.loop.Go(ctx, q.run)
+	return nil
 }
 
+// run is the snapshot loop; Stop cancels ctx, abandoning a snapshot in
+// flight.
 func (q *queueSnapshots) run(ctx context.Context) {
-	defer close(q.done)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-q.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	dirty := true
 	tick := time.NewTicker(q.interval)
 	defer tick.Stop()
@@ -518,15 +492,14 @@ func (q *queueSnapshots) snapshot(ctx context.Context) error {
 	return nil
 }
 
-// stop ends the loop and, when it ran, writes a last snapshot.
-func (q *queueSnapshots) stop(ctx context.Context) error {
+// Stop ends the loop and, when it ran, writes a last snapshot.
+func (q *queueSnapshots) Stop(ctx context.Context) error {
 	if q.sub == nil {
 		return nil
 	}
-	close(q.quit)
-	<-q.done
+	err := q.loop.Stop(ctx)
 	q.sub.Close()
-	return q.snapshot(ctx)
+	return errors.Join(err, q.snapshot(ctx))
 }
 
 func (q *queueSnapshots) check() ui.Check {

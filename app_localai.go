@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"conveyor/internal/lifecycle"
 	"conveyor/ops/localai"
 	"conveyor/ui"
 )
@@ -20,10 +21,8 @@ const envLocalAIWatchInterval = "LOCAL_AI_WATCH_INTERVAL"
 // supervisor, the shared health state, the health watch and the gates of
 // the AI lanes.
 type localAIPart struct {
-	sup       *localai.Supervisor
-	health    *localai.Health
-	stopWatch context.CancelFunc
-	watchDone chan struct{}
+	sup    *localai.Supervisor
+	health *localai.Health
 }
 
 // localAISettings are the local-AI settings: the configuration file's
@@ -121,6 +120,7 @@ func (s *localAISettings) resolve(fc localAIFile, getenv func(string) string, da
 func (a *app) registerLocalAIJobs() error {
 	log := a.log.With("part", "local_ai")
 	a.localAI.sup = localai.NewSupervisor(a.st.LocalAI.Config, a.st.DataDir, log)
+	a.opened.Push(lifecycle.Hooks{Name: "local AI", OnStop: a.releaseLocalAI})
 	a.localAI.health = localai.NewHealth(a.localAI.sup, localai.HealthOptions{DB: a.failures.db, Tracker: a.failures.tracker,
 		Bus: a.bus, Logger: log})
 	return a.reg.Register(a.localAI.health.Class())
@@ -160,35 +160,29 @@ func (a *app) openLocalAI(ctx context.Context) error {
 	return nil
 }
 
-// startLocalAI starts the health watch when local AI is required.
-func (a *app) startLocalAI(ctx context.Context) error {
-	p := &a.localAI
+// localAIWatch is the health watch between runs of the scheduled check
+// job, or nil when local AI is not required.
+func (a *app) localAIWatch() lifecycle.Service {
 	if !a.st.LocalAI.Config.Required() {
 		return nil
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.stopWatch, p.watchDone = cancel, make(chan struct{})
-	go func() {
-		defer close(p.watchDone)
-		p.health.Watch(wctx, a.st.LocalAI.WatchInterval)
-	}()
-	return nil
+	var loop lifecycle.Loop
+	every := a.st.LocalAI.WatchInterval
+	return lifecycle.Hooks{
+		Name: "local AI watch",
+		OnStart: func(ctx context.Context) error {
+			loop.Go(context.WithoutCancel(ctx), func(ctx context.Context) { a.localAI.health.Watch(ctx, every) })
+			return nil
+		},
+		OnStop: loop.Stop,
+	}
 }
 
-// stopLocalAI stops the watch and then the services, if this process
-// started them (localai.Supervisor.Release); what another process started is
-// left running.
-func (a *app) stopLocalAI(ctx context.Context) error {
-	p := &a.localAI
-	if p.stopWatch != nil {
-		p.stopWatch()
-		<-p.watchDone
-		p.stopWatch = nil
-	}
-	if p.sup == nil {
-		return nil
-	}
-	err := p.sup.Release(ctx)
+// releaseLocalAI stops the services if this process started them
+// (localai.Supervisor.Release); what another process started is left
+// running. It runs at close, after the lanes have drained.
+func (a *app) releaseLocalAI(ctx context.Context) error {
+	err := a.localAI.sup.Release(ctx)
 	switch {
 	case err == nil:
 		a.log.Info("stopped the local AI services this process started", "part", "local_ai")

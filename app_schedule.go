@@ -110,22 +110,6 @@ func (a *app) scheduleUI(cfg *ui.Config) {
 	}
 }
 
-// startSchedule starts the scheduler: its loop and its liveness watchdog.
-func (a *app) startSchedule(ctx context.Context) error {
-	if a.schedule.sched == nil {
-		return nil
-	}
-	return a.schedule.sched.Start(ctx)
-}
-
-// stopSchedule stops the scheduler after the pass in progress.
-func (a *app) stopSchedule(ctx context.Context) error {
-	if a.schedule.sched == nil {
-		return nil
-	}
-	return a.schedule.sched.Stop(ctx)
-}
-
 // scheduleReady is the "scheduler" check of /readyz: failing while the
 // scheduler is late, failing to enqueue, stopped or still starting.
 func (a *app) scheduleReady(ctx context.Context) []ui.Check {

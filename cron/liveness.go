@@ -139,9 +139,6 @@ func (s *Scheduler) watch(ctx context.Context) {
 		select {
 		case <-t.C():
 		case <-s.wdKick:
-		case <-s.quit:
-			t.Stop()
-			return
 		case <-ctx.Done():
 			t.Stop()
 			return

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"conveyor/data"
+	"conveyor/internal/lifecycle"
 	"conveyor/ops/events"
 	"conveyor/queue"
 )
@@ -25,7 +26,8 @@ type firePlan struct {
 }
 
 // loop wakes for the next due entry (or after Recheck), handles every due
-// entry in one pass, and sleeps again, until ctx ends or Stop.
+// entry in one pass, and sleeps again, until ctx ends (Stop cancels it with
+// lifecycle.ErrStopped).
 func (s *Scheduler) loop(ctx context.Context) {
 	why := "stopped"
 	defer func() {
@@ -48,12 +50,11 @@ func (s *Scheduler) loop(ctx context.Context) {
 		select {
 		case <-t.C():
 		case <-s.kick:
-		case <-s.quit:
-			t.Stop()
-			return
 		case <-ctx.Done():
 			t.Stop()
-			why = "its context ended"
+			if !errors.Is(context.Cause(ctx), lifecycle.ErrStopped) {
+				why = "its context ended"
+			}
 			return
 		}
 		t.Stop()

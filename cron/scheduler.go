@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"conveyor/data"
+	"conveyor/internal/lifecycle"
 	"conveyor/lanes"
 	"conveyor/ops/events"
 	"conveyor/ops/failures"
@@ -194,10 +195,12 @@ type Scheduler struct {
 	stats    stats
 	changed  chan struct{} // closed and replaced on every change
 
-	kick     chan struct{} // wakes the loop to plan again
-	wdKick   chan struct{} // wakes the watchdog
-	quit     chan struct{}
-	done     chan struct{}
+	kick   chan struct{} // wakes the loop to plan again
+	wdKick chan struct{} // wakes the watchdog
+	// passes runs loop and watchdog runs watch; Stop cancels both with
+	// lifecycle.ErrStopped.
+	passLoop lifecycle.Loop
+	watchdog lifecycle.Loop
 	unsaved  []data.CronRun // loop goroutine only
 	prunedAt time.Time      // loop goroutine only
 
@@ -281,8 +284,6 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 		changed: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		wdKick:  make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
 		health:  Health{State: HealthStarting, Detail: "the scheduler has not started"},
 	}
 	for _, e := range opts.Entries {
@@ -423,11 +424,8 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.state, s.running, s.started = stateRunning, true, now
 	s.wakeAt = now
 	s.health = Health{State: HealthStarting, Detail: "the scheduler is starting", Since: now}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); s.loop(ctx) }()
-	go func() { defer wg.Done(); s.watch(ctx) }()
-	go func() { wg.Wait(); close(s.done) }()
+	s.passLoop.Go(ctx, s.loop)
+	s.watchdog.Go(ctx, s.watch)
 	s.log.Info("schedule started", "entries", len(s.slots), "active", len(s.due))
 	return nil
 }
@@ -442,11 +440,10 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.state = stateStopped
-	close(s.quit)
+	s.passLoop.Cancel()
+	s.watchdog.Cancel()
 	s.mu.Unlock()
-	select {
-	case <-s.done:
-	case <-ctx.Done():
+	if err := errors.Join(s.passLoop.Stop(ctx), s.watchdog.Stop(ctx)); err != nil {
 		return fmt.Errorf("cron: stop: %w", ctx.Err())
 	}
 	s.mu.Lock()

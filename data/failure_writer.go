@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"conveyor/internal/lifecycle"
 )
 
 // Defaults for FailureWriterOptions.
@@ -71,12 +73,12 @@ type FailureWriter struct {
 	errs     []error       // write errors not yet returned by Flush
 	progress chan struct{} // closed and replaced whenever done advances
 
-	wake   chan struct{} // cap 1: there is work, or a flush is wanted
-	now    chan struct{} // cap 1: flush without lingering
-	stop   chan struct{} // closed by Close
-	exit   chan struct{} // closed when the goroutine returns
-	ctx    context.Context
-	cancel context.CancelFunc // aborts the write in flight when Close gives up
+	wake chan struct{} // cap 1: there is work, or a flush is wanted
+	now  chan struct{} // cap 1: flush without lingering
+	stop chan struct{} // closed by Close
+	// writer runs run; cancelling it aborts the write in flight when Close
+	// gives up.
+	writer lifecycle.Loop
 
 	onAbandon func() // test hook: Close gave up on the pending failures
 	// pause waits d or until stop is closed (a test hook replaces it).
@@ -103,13 +105,11 @@ func NewFailureWriter(db *DB, opts FailureWriterOptions) *FailureWriter {
 		wake:     make(chan struct{}, 1),
 		now:      make(chan struct{}, 1),
 		stop:     make(chan struct{}),
-		exit:     make(chan struct{}),
 		pause:    sleepUnless,
 	}
 	// The writer goroutine outlives any caller's context: it is the root of
 	// its own, which Close cancels when its deadline passes.
-	w.ctx, w.cancel = context.WithCancel(context.Background())
-	go w.run()
+	w.writer.Go(context.Background(), w.run)
 	return w
 }
 
@@ -159,7 +159,7 @@ func (w *FailureWriter) Flush(ctx context.Context) error {
 		w.mu.Unlock()
 		select {
 		case <-ch:
-		case <-w.exit:
+		case <-w.writer.Done():
 			w.mu.Lock()
 			done := w.done >= target
 			w.mu.Unlock()
@@ -179,7 +179,7 @@ func (w *FailureWriter) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		<-w.exit
+		<-w.writer.Done()
 		return nil
 	}
 	w.closed = true
@@ -196,7 +196,7 @@ func (w *FailureWriter) Close(ctx context.Context) error {
 		w.done += uint64(n)
 		w.signal()
 		w.mu.Unlock()
-		w.cancel()
+		w.writer.Cancel()
 		if w.onAbandon != nil {
 			w.onAbandon()
 		}
@@ -205,8 +205,7 @@ func (w *FailureWriter) Close(ctx context.Context) error {
 	case w.wake <- struct{}{}:
 	default:
 	}
-	<-w.exit
-	w.cancel()
+	w.writer.Stop(context.Background()) // waits for the goroutine to return
 	return flushErr
 }
 
@@ -223,8 +222,7 @@ func (w *FailureWriter) signal() {
 	w.progress = make(chan struct{})
 }
 
-func (w *FailureWriter) run() {
-	defer close(w.exit)
+func (w *FailureWriter) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -284,7 +282,7 @@ func (w *FailureWriter) run() {
 		w.mu.Unlock()
 		if k > 0 {
 			start := time.Now()
-			w.write(batch)
+			w.write(ctx, batch)
 			if w.opts.MaxRate > 0 {
 				if d := time.Duration(k)*time.Second/time.Duration(w.opts.MaxRate) - time.Since(start); d > 0 {
 					w.pause(d, w.stop)
@@ -297,8 +295,7 @@ func (w *FailureWriter) run() {
 // write commits one batch. When the batch fails as a whole (one invalid
 // failure fails its transaction) it retries the failures one by one, so one
 // bad row costs only itself.
-func (w *FailureWriter) write(batch []*Failure) {
-	ctx := w.ctx
+func (w *FailureWriter) write(ctx context.Context, batch []*Failure) {
 	var written []*Failure
 	var errs []error
 	if err := w.db.InsertFailures(ctx, batch); err == nil {

@@ -2,11 +2,14 @@ package events
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"conveyor/internal/lifecycle"
 )
 
 // Topic names a kind of change the dashboard listens for. The UI streams
@@ -126,8 +129,7 @@ type Bus struct {
 	subs   map[*subscriber]struct{}
 	closed bool
 
-	done    chan struct{}
-	stopped chan struct{} // closed when the flusher has returned
+	flusher lifecycle.Loop // runs run; never started in Manual mode
 }
 
 type subscriber struct {
@@ -146,8 +148,6 @@ func NewBus(opts Options) *Bus {
 		wake:     make(chan struct{}, 1),
 		others:   map[Topic]uint64{},
 		subs:     map[*subscriber]struct{}{},
-		done:     make(chan struct{}),
-		stopped:  make(chan struct{}),
 	}
 	if b.after == nil {
 		b.after = time.After
@@ -158,10 +158,9 @@ func NewBus(opts Options) *Bus {
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Manual {
-		close(b.stopped)
-	} else {
-		go b.run()
+	if !opts.Manual {
+		// The flusher outlives any caller's context: Close stops it.
+		b.flusher.Go(context.Background(), b.run)
 	}
 	return b
 }
@@ -259,13 +258,12 @@ func (b *Bus) Close() {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		<-b.stopped
+		b.flusher.Stop(context.Background())
 		return
 	}
 	b.closed = true
 	b.mu.Unlock()
-	close(b.done)
-	<-b.stopped
+	b.flusher.Stop(context.Background()) // waits for the flusher to return
 	b.Flush()
 	b.mu.Lock()
 	subs := b.subs
@@ -279,8 +277,7 @@ func (b *Bus) Close() {
 // run is the flusher: it sleeps until a publish, delivers it at once, then
 // keeps flushing once per interval until an interval passes with nothing
 // published.
-func (b *Bus) run() {
-	defer close(b.stopped)
+func (b *Bus) run(ctx context.Context) {
 	for {
 		b.sleeping.Store(true)
 		if b.pending() {
@@ -291,7 +288,7 @@ func (b *Bus) run() {
 		} else {
 			select {
 			case <-b.wake:
-			case <-b.done:
+			case <-ctx.Done():
 				return
 			}
 		}
@@ -299,7 +296,7 @@ func (b *Bus) run() {
 		for {
 			select {
 			case <-b.after(b.interval):
-			case <-b.done:
+			case <-ctx.Done():
 				return
 			}
 			if !b.Flush() {

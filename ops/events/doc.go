@@ -17,5 +17,5 @@
 //   - A slow subscriber gets the merged latest state, never a backlog, and
 //     never holds up a publisher or another subscriber.
 //
-// It imports no other Conveyor package.
+// It imports no other Conveyor package but internal/lifecycle.
 package events

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"conveyor/data"
+	"conveyor/internal/lifecycle"
 	"conveyor/lanes"
 	"conveyor/ops/events"
 	"conveyor/ops/fault"
@@ -128,9 +129,8 @@ type Capture struct {
 	outc   chan data.JobOutcome
 	closeM sync.RWMutex
 	closed bool
-	exit   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
+	// settler runs settle; its context is cancelled when Close gives up.
+	settler lifecycle.Loop
 
 	captured, outcomes, dropped, settled atomic.Uint64
 
@@ -162,7 +162,6 @@ func NewCapture(opts CaptureOptions) (*Capture, error) {
 			backtrace: cmp.Or(opts.MaxBacktraceBytes, DefaultCaptureBacktraceBytes),
 		},
 		outc:     make(chan data.JobOutcome, cmp.Or(opts.SettleQueue, DefaultSettleQueue)),
-		exit:     make(chan struct{}),
 		progress: make(chan struct{}),
 	}
 	if c.now == nil {
@@ -173,8 +172,7 @@ func NewCapture(opts CaptureOptions) (*Capture, error) {
 	}
 	// The settler outlives any caller's context: it is the root of its own,
 	// which Close cancels when its deadline passes.
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	go c.settle()
+	c.settler.Go(context.Background(), c.settle)
 	return c, nil
 }
 
@@ -296,12 +294,10 @@ func (c *Capture) Close(ctx context.Context) error {
 	}
 	c.closeM.Unlock()
 	select {
-	case <-c.exit:
-		c.cancel()
-		return nil
+	case <-c.settler.Done():
+		return c.settler.Stop(context.Background()) // releases its context
 	case <-ctx.Done():
-		c.cancel()
-		<-c.exit
+		c.settler.Stop(context.Background()) // drop the rest, and wait
 		return ctx.Err()
 	}
 }
@@ -353,7 +349,7 @@ func (c *Capture) Flush(ctx context.Context) error {
 		}
 		select {
 		case <-ch:
-		case <-c.exit:
+		case <-c.settler.Done():
 			return errors.New("failures: capture closed before settling")
 		case <-ctx.Done():
 			return ctx.Err()
@@ -361,9 +357,9 @@ func (c *Capture) Flush(ctx context.Context) error {
 	}
 }
 
-// settle applies queued outcomes in batches until Close.
-func (c *Capture) settle() {
-	defer close(c.exit)
+// settle applies queued outcomes in batches until Close; when ctx ends
+// (Close gave up) the batches left are dropped.
+func (c *Capture) settle(ctx context.Context) {
 	batch := make([]data.JobOutcome, 0, settleBatch)
 	for o := range c.outc {
 		batch = append(batch[:0], o)
@@ -379,21 +375,21 @@ func (c *Capture) settle() {
 				break more
 			}
 		}
-		c.settleBatch(batch)
+		c.settleBatch(ctx, batch)
 		c.advance(len(batch))
 	}
 }
 
-func (c *Capture) settleBatch(batch []data.JobOutcome) {
-	if c.ctx.Err() != nil {
+func (c *Capture) settleBatch(ctx context.Context, batch []data.JobOutcome) {
+	if ctx.Err() != nil {
 		c.dropped.Add(uint64(len(batch)))
 		return
 	}
 	// The failures added before these outcomes must be in the table.
-	if err := c.w.Flush(c.ctx); err != nil {
+	if err := c.w.Flush(ctx); err != nil {
 		c.log.Warn("some failures were not recorded before settling", "error", err)
 	}
-	n, err := c.db.SettleFailures(c.ctx, batch)
+	n, err := c.db.SettleFailures(ctx, batch)
 	if err != nil {
 		c.log.Error("retry states not settled", "outcomes", len(batch), "error", err)
 		return
