@@ -127,7 +127,7 @@ func restore(ctx context.Context, dir, replica string, out io.Writer) error {
 		if err := os.Rename(tmp, qPath); err != nil {
 			return fmt.Errorf("restore the queue: %w", err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := data.SyncDir(dir); err != nil {
 			return fmt.Errorf("restore the queue: %w", err)
 		}
 		fmt.Fprintf(out, "queue: restored to %s\n", qPath)
@@ -193,14 +193,4 @@ func checkBolt(path string) error {
 		}
 		return errors.Join(errs...)
 	})
-}
-
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -54,7 +54,7 @@ func PutReplicaFile(ctx context.Context, replicaURL, name string, r io.Reader) e
 		return fmt.Errorf("data: put replica file %s: %w", name, err)
 	}
 	done = true
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("data: put replica file %s: %w", name, err)
 	}
 	return nil
@@ -110,8 +110,11 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// syncDir fsyncs a directory so that a rename in it is durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs directory dir, so that a file created, renamed or removed
+// in it survives a power loss. It is the one copy every part that writes
+// files atomically (replica files, the local-AI ownership record, restore)
+// uses after its rename.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

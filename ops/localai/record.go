@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"conveyor/data"
 )
 
 // ownerRecord is OwnerFile's content.
@@ -101,15 +103,15 @@ func (s *Supervisor) loadOwned() (ownerRecord, proof, bool) {
 
 func readRecord(path string) (ownerRecord, error) {
 	var rec ownerRecord
-	data, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return rec, err
 	}
-	return rec, decodeRecord(data, &rec)
+	return rec, decodeRecord(raw, &rec)
 }
 
-func decodeRecord(data []byte, rec *ownerRecord) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
+func decodeRecord(raw []byte, rec *ownerRecord) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(rec); err != nil {
 		return fmt.Errorf("decode: %w", err)
@@ -128,7 +130,7 @@ func decodeRecord(data []byte, rec *ownerRecord) error {
 // writeRecord replaces the record atomically: a 0600 temporary file in the
 // same directory, synced, renamed over the old one, directory synced.
 func (s *Supervisor) writeRecord(rec ownerRecord) error {
-	data, err := json.MarshalIndent(rec, "", "  ")
+	raw, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -137,7 +139,7 @@ func (s *Supervisor) writeRecord(rec ownerRecord) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(append(raw, '\n')); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -151,7 +153,7 @@ func (s *Supervisor) writeRecord(rec ownerRecord) error {
 	if err := os.Rename(tmp.Name(), s.path(OwnerFile)); err != nil {
 		return err
 	}
-	return syncDir(s.dataDir)
+	return data.SyncDir(s.dataDir)
 }
 
 func (s *Supervisor) removeRecord() {
@@ -159,14 +161,5 @@ func (s *Supervisor) removeRecord() {
 		s.logger.Error("remove ownership record", "err", err)
 		return
 	}
-	syncDir(s.dataDir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	data.SyncDir(s.dataDir)
 }
