@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,23 +118,34 @@ type fieldSpec struct {
 	sortable bool
 	window   bool // every condition on it is a substring-style scan
 	nullable bool
+	offered  []Op // what a client-facing filter offers (Field.Offered)
 }
 
+// The operator sets offered to clients, by the kind of field.
+var (
+	offerText = []Op{OpEq, OpNe, OpLike, OpIn}
+	offerNum  = []Op{OpEq, OpNe, OpLt, OpLe, OpGt, OpGe, OpIn}
+	offerEnum = []Op{OpEq, OpNe, OpIn}
+)
+
+// failureFields is the one whitelist of failure fields: what the store
+// accepts (by value type), what it sorts by, and what a client-facing
+// filter offers.
 var failureFields = map[Field]fieldSpec{
-	FieldID:           {typ: vInt, sortable: true},
-	FieldOccurredAt:   {typ: vTime, sortable: true},
-	FieldClass:        {typ: vText, dim: true, sortable: true},
-	FieldQueue:        {typ: vText, dim: true, sortable: true},
-	FieldKind:         {typ: vKind, dim: true, sortable: true},
-	FieldErrorClass:   {typ: vText, dim: true, sortable: true},
-	FieldErrorMessage: {typ: vText, window: true},
-	FieldAccountID:    {typ: vInt, sortable: true, nullable: true},
-	FieldProfileID:    {typ: vInt, sortable: true, nullable: true},
-	FieldRetryStatus:  {typ: vRetryStatus, dim: true, sortable: true},
-	FieldRetryable:    {typ: vBool, dim: true},
-	FieldAttempt:      {typ: vInt, sortable: true},
-	FieldJobID:        {typ: vInt, sortable: true},
-	FieldFingerprint:  {typ: vText, sortable: true},
+	FieldID:           {typ: vInt, sortable: true, offered: offerNum},
+	FieldOccurredAt:   {typ: vTime, sortable: true, offered: []Op{OpLt, OpLe, OpGt, OpGe}},
+	FieldClass:        {typ: vText, dim: true, sortable: true, offered: offerText},
+	FieldQueue:        {typ: vText, dim: true, sortable: true, offered: offerText},
+	FieldKind:         {typ: vKind, dim: true, sortable: true, offered: offerEnum},
+	FieldErrorClass:   {typ: vText, dim: true, sortable: true, offered: offerText},
+	FieldErrorMessage: {typ: vText, window: true, offered: []Op{OpLike}},
+	FieldAccountID:    {typ: vInt, sortable: true, nullable: true, offered: offerNum},
+	FieldProfileID:    {typ: vInt, sortable: true, nullable: true, offered: offerNum},
+	FieldRetryStatus:  {typ: vRetryStatus, dim: true, sortable: true, offered: offerEnum},
+	FieldRetryable:    {typ: vBool, dim: true, offered: []Op{OpEq}},
+	FieldAttempt:      {typ: vInt, sortable: true, offered: offerNum},
+	FieldJobID:        {typ: vInt, sortable: true, offered: offerNum},
+	FieldFingerprint:  {typ: vText, sortable: true, offered: offerText},
 }
 
 // FailureFields lists every field a FailureFilter accepts, in a stable order.
@@ -145,6 +157,12 @@ func FailureFields() []Field {
 
 // Sortable reports whether f may be used in a SortKey.
 func (f Field) Sortable() bool { return failureFields[f].sortable }
+
+// Offered returns the operators a client-facing filter offers on f (the
+// failures API's filter types), in a stable order, or nil when f is not a
+// failure field. FindFailures accepts more (Like on a kind, Eq on a time):
+// internal callers may use them, clients are offered these.
+func (f Field) Offered() []Op { return slices.Clone(failureFields[f].offered) }
 
 func (t valueType) ops() []Op {
 	switch t {

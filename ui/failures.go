@@ -74,19 +74,20 @@ var tabulatorOps = map[string]data.Op{
 	">": data.OpGt, ">=": data.OpGe, "in": data.OpIn,
 }
 
-// failureFieldOps is the API's whitelist: the filter types each field takes.
-var failureFieldOps = func() map[data.Field][]string {
-	text := []string{"=", "!=", "like", "in"}
-	num := []string{"=", "!=", "<", "<=", ">", ">=", "in"}
-	enum := []string{"=", "!=", "in"}
-	return map[data.Field][]string{
-		data.FieldID: num, data.FieldOccurredAt: {"<", "<=", ">", ">="},
-		data.FieldClass: text, data.FieldQueue: text, data.FieldErrorClass: text, data.FieldFingerprint: text,
-		data.FieldErrorMessage: {"like"}, data.FieldKind: enum, data.FieldRetryStatus: enum,
-		data.FieldRetryable: {"="}, data.FieldAccountID: num, data.FieldProfileID: num,
-		data.FieldAttempt: num, data.FieldJobID: num,
+// tabulatorTypes are the filter types field f takes: the operators the
+// store offers clients on it (data.Field.Offered, the one whitelist), as
+// Tabulator names them. None for an unknown field.
+func tabulatorTypes(f data.Field) []string {
+	var types []string
+	for _, op := range f.Offered() {
+		for typ, o := range tabulatorOps {
+			if o == op {
+				types = append(types, typ)
+			}
+		}
 	}
-}()
+	return types
+}
 
 type sortParam struct{ field, dir string }
 
@@ -106,7 +107,7 @@ type filterParam struct {
 //	filter[i][value]                    <, <=, >, >=, in (with filter[i][value][] repeated)
 //	q                                   words that must each appear in the class, queue, error message or args
 //
-// Fields and types are whitelisted (failureFieldOps); anything else —
+// Fields and types are whitelisted (data.Field.Offered); anything else —
 // another parameter, a repeated one, an index out of range, an unknown
 // field or type, a value of the wrong kind — is a client error naming the
 // parameter. Values are handed to the store as values, which binds them:
@@ -242,7 +243,7 @@ func parseTabulator(q url.Values) (data.FailureFilter, error) {
 		sp := sorts[i]
 		fieldKey, dirKey := fmt.Sprintf("sort[%d][field]", i), fmt.Sprintf("sort[%d][dir]", i)
 		f := data.Field(sp.field)
-		if _, ok := failureFieldOps[f]; !ok {
+		if len(f.Offered()) == 0 {
 			return ff, malformed(fieldKey, "unknown field %q (want one of %s)", sp.field, failureFieldList(false))
 		}
 		if !f.Sortable() {
@@ -265,8 +266,8 @@ func parseTabulator(q url.Values) (data.FailureFilter, error) {
 		}
 		fieldKey, typeKey, valueKey := fmt.Sprintf("filter[%d][field]", i), fmt.Sprintf("filter[%d][type]", i), fmt.Sprintf("filter[%d][value]", i)
 		f := data.Field(fp.field)
-		allowed, ok := failureFieldOps[f]
-		if !ok {
+		allowed := tabulatorTypes(f)
+		if len(allowed) == 0 {
 			return ff, malformed(fieldKey, "unknown field %q (want one of %s)", fp.field, failureFieldList(false))
 		}
 		typ := fp.typ
