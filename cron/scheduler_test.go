@@ -3,7 +3,6 @@ package cron
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"conveyor/data"
+	"conveyor/internal/testlog"
 	"conveyor/lanes"
 	"conveyor/ops/failures"
 	"conveyor/queue"
@@ -24,17 +24,6 @@ const (
 	tickClass  = "TickJob"  // queue maintenance
 	otherClass = "OtherJob" // queue sync
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // rig is a scheduler on a real queue store and a real SQLite database in a
 // temp dir, driven by a FakeClock that the store shares.
@@ -79,12 +68,12 @@ func newRig(t *testing.T, start time.Time, src string, tune ...func(*Options)) *
 		r.tune = tune[0]
 	}
 	dir := t.TempDir()
-	st, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{Now: r.clk.Now, Logger: testLogger(t), NoSync: true})
+	st, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{Now: r.clk.Now, Logger: testlog.New(t), NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.store = st
-	db, err := data.Open(t.Context(), filepath.Join(dir, "conveyor.db"), data.Options{Now: r.clk.Now, Logger: testLogger(t), ReadConns: 2})
+	db, err := data.Open(t.Context(), filepath.Join(dir, "conveyor.db"), data.Options{Now: r.clk.Now, Logger: testlog.New(t), ReadConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +100,7 @@ func newRig(t *testing.T, start time.Time, src string, tune ...func(*Options)) *
 func (r *rig) options() Options {
 	o := Options{
 		Entries: r.entries, Store: r.store, DB: r.db, Registry: r.reg, Topology: lanes.DefaultTopology(),
-		Clock: r.clk, Logger: testLogger(r.t),
+		Clock: r.clk, Logger: testlog.New(r.t),
 	}
 	if r.tune != nil {
 		r.tune(&o)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"conveyor/internal/testlog"
 )
 
 func TestCronFiresOncePerTick(t *testing.T) {
@@ -272,7 +274,7 @@ func TestCronHistoryMigration(t *testing.T) {
 	}
 	raw.Close()
 
-	db, err := Open(t.Context(), p, Options{Logger: testLogger(t)})
+	db, err := Open(t.Context(), p, Options{Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"conveyor/internal/testlog"
 	"conveyor/ops/fault"
 )
 
@@ -76,25 +76,12 @@ func (c *clock) Add(d time.Duration) time.Time {
 	return c.t
 }
 
-// testLogger routes slog records to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // setup opens a fresh database in t.TempDir() with a test clock. On cleanup
 // it runs the integrity check, then closes the database.
 func setup(t testing.TB, opts ...func(*Options)) (*DB, *clock) {
 	t.Helper()
 	c := newClock()
-	o := Options{Now: c.Now, Logger: testLogger(t), ReadConns: 4}
+	o := Options{Now: c.Now, Logger: testlog.New(t), ReadConns: 4}
 	for _, f := range opts {
 		f(&o)
 	}

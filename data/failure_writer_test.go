@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"conveyor/internal/testlog"
 )
 
 // collector records what OnFlush saw.
@@ -128,7 +130,7 @@ func TestFailureWriterIsolatesInvalidFailures(t *testing.T) {
 	t.Parallel()
 	db, clk := setup(t)
 	var col collector
-	w := newWriter(t, db, FailureWriterOptions{OnFlush: col.onFlush, Logger: testLogger(t)})
+	w := newWriter(t, db, FailureWriterOptions{OnFlush: col.onFlush, Logger: testlog.New(t)})
 	fs := genFailures(3, 21, clk.Now())
 	fs[1].Kind = "cosmic-ray"
 	for _, f := range fs {

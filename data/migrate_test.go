@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"conveyor/internal/testlog"
 )
 
 // nextVersion is the version after the embedded migrations: the extra
@@ -100,7 +102,7 @@ func TestMigrationFailingHalfwayIsRolledBackAndRetried(t *testing.T) {
 		ALTER TABLE failures ADD COLUMN half_col TEXT;
 		INSERT INTO no_such_table VALUES (2);
 		CREATE TABLE never (y INTEGER);`})
-	_, err := open(t.Context(), p, Options{Logger: testLogger(t)}, bad)
+	_, err := open(t.Context(), p, Options{Logger: testlog.New(t)}, bad)
 	if err == nil || !strings.Contains(err.Error(), nextName("half")) {
 		t.Fatalf("open with a failing migration = %v, want an error naming it", err)
 	}
@@ -112,7 +114,7 @@ func TestMigrationFailingHalfwayIsRolledBackAndRetried(t *testing.T) {
 		CREATE TABLE half_done (x INTEGER);
 		INSERT INTO half_done VALUES (1);
 		ALTER TABLE failures ADD COLUMN half_col TEXT;`})
-	db, err := open(t.Context(), p, Options{Logger: testLogger(t)}, good)
+	db, err := open(t.Context(), p, Options{Logger: testlog.New(t)}, good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestMigrationCrashBeforeCommit(t *testing.T) {
 		t.Fatalf("child = %v, want exit 3 at the commit boundary; output:\n%s", err, out)
 	}
 
-	db, err = open(t.Context(), p, Options{Logger: testLogger(t)}, migrationFS)
+	db, err = open(t.Context(), p, Options{Logger: testlog.New(t)}, migrationFS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestMigrationCrashBeforeCommit(t *testing.T) {
 	db.Close()
 
 	// Rerunning the migration now applies it whole.
-	db, err = open(t.Context(), p, Options{Logger: testLogger(t)}, withMigration(map[string]string{nextName("crash"): crashScript}))
+	db, err = open(t.Context(), p, Options{Logger: testlog.New(t)}, withMigration(map[string]string{nextName("crash"): crashScript}))
 	if err != nil {
 		t.Fatal(err)
 	}

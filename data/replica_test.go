@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"conveyor/internal/testlog"
 )
 
 // fastReplica shortens litestream's intervals for tests.
@@ -26,7 +28,7 @@ func fastReplica(t testing.TB) ReplicaOptions {
 		MinCheckpointPageN:  64,
 		CompactionIntervals: []time.Duration{time.Second},
 		ShutdownSyncTimeout: 10 * time.Second,
-		Logger:              testLogger(t),
+		Logger:              testlog.New(t),
 	}
 }
 
@@ -59,7 +61,7 @@ func TestReplicateRestoreRoundTrip(t *testing.T) {
 	replica := mustFileURL(t, filepath.Join(root, "replica"))
 	clk := newClock()
 
-	db, err := Open(ctx, dbPath, Options{Now: clk.Now, Logger: testLogger(t)})
+	db, err := Open(ctx, dbPath, Options{Now: clk.Now, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func TestReplicateRestoreRoundTrip(t *testing.T) {
 		t.Errorf("progress = %q", progress.String())
 	}
 
-	db, err = Open(ctx, dbPath, Options{Now: clk.Now, Logger: testLogger(t)})
+	db, err = Open(ctx, dbPath, Options{Now: clk.Now, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +149,7 @@ func TestRestoreCyclesUnderConcurrentWrites(t *testing.T) {
 				t.Fatalf("cycle %d: restore: %v", cycle, err)
 			}
 		}
-		db, err := Open(ctx, dbPath, Options{Logger: testLogger(t)})
+		db, err := Open(ctx, dbPath, Options{Logger: testlog.New(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +345,7 @@ func TestRedactURL(t *testing.T) {
 // replicas only.
 func TestCABundleClearedOnlyForS3(t *testing.T) {
 	t.Setenv("AWS_CA_BUNDLE", "/etc/ssl/bundle.pem")
-	logger := testLogger(t)
+	logger := testlog.New(t)
 	if clearCABundle("file", logger) || os.Getenv("AWS_CA_BUNDLE") == "" {
 		t.Fatal("cleared for a file replica")
 	}

@@ -5,30 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"conveyor/internal/testlog"
 	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(tWriter{t}, nil)) }
-
 // openStore opens a real store in a temp dir, checked and closed on cleanup.
 func openStore(t *testing.T) *queue.Store {
 	t.Helper()
-	s, err := queue.Open(filepath.Join(t.TempDir(), "queue.bolt"), queue.Options{Logger: testLogger(t)})
+	s, err := queue.Open(filepath.Join(t.TempDir(), "queue.bolt"), queue.Options{Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +50,7 @@ func newRig(t *testing.T, topo Topology, opts Options, classes ...Class) *rig {
 			t.Fatal(err)
 		}
 	}
-	opts.Logger = testLogger(t)
+	opts.Logger = testlog.New(t)
 	p, err := New(r.s, r.reg, topo, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,12 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"conveyor/internal/testlog"
 )
 
 // fakeClock is the injectable clock of the tests.
@@ -32,19 +33,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// testLogger routes the store's logs to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
-}
-
 type env struct {
 	t     *testing.T
 	s     *Store
@@ -58,7 +46,7 @@ type env struct {
 func setup(t *testing.T, opts ...func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, clock: newClock(), path: filepath.Join(t.TempDir(), "queue.bolt")}
-	e.opts = Options{Now: e.clock.Now, Logger: testLogger(t), JanitorInterval: time.Hour}
+	e.opts = Options{Now: e.clock.Now, Logger: testlog.New(t), JanitorInterval: time.Hour}
 	for _, o := range opts {
 		o(&e.opts)
 	}

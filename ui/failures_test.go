@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"conveyor/data"
+	"conveyor/internal/testlog"
 	"conveyor/ops/failures"
 	"conveyor/ops/fault"
 )
@@ -28,7 +29,7 @@ type failureRig struct {
 
 func newFailureRig(t *testing.T) *failureRig {
 	t.Helper()
-	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{ReadConns: 4, Logger: testLogger(t)})
+	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{ReadConns: 4, Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,22 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"conveyor/internal/testlog"
 	"conveyor/lanes"
 	"conveyor/queue"
 )
 
 const testToken = "test-token-0123456789abcdef"
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // rigOpts shape a test server.
 type rigOpts struct {
@@ -55,7 +44,7 @@ type rig struct {
 
 func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
-	o.store.Logger = testLogger(t)
+	o.store.Logger = testlog.New(t)
 	st, err := queue.Open(filepath.Join(t.TempDir(), "queue.bolt"), o.store)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +70,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		}
 	}
 	if o.pool {
-		p, err := lanes.New(st, r.reg, r.topo, lanes.Options{Logger: testLogger(t), ShutdownTimeout: time.Millisecond})
+		p, err := lanes.New(st, r.reg, r.topo, lanes.Options{Logger: testlog.New(t), ShutdownTimeout: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +89,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	r.host = r.ts.Listener.Addr().String()
 	cfg := Config{
 		Store: st, Registry: r.reg, Topology: r.topo, Pool: r.pool, Token: testToken,
-		AllowedHosts: HostsFor(r.host), Logger: testLogger(t),
+		AllowedHosts: HostsFor(r.host), Logger: testlog.New(t),
 	}
 	if o.cfg != nil {
 		o.cfg(&cfg)

@@ -10,6 +10,7 @@ import (
 
 	"conveyor/cron"
 	"conveyor/data"
+	"conveyor/internal/testlog"
 	"conveyor/lanes"
 	"conveyor/queue"
 )
@@ -56,7 +57,7 @@ func newScheduleRig(t *testing.T) *scheduleRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{Now: clk.Now, Logger: testLogger(t), ReadConns: 2})
+	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{Now: clk.Now, Logger: testlog.New(t), ReadConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func newScheduleRig(t *testing.T) *scheduleRig {
 		cfg: func(c *Config) {
 			s, err := cron.NewScheduler(cron.Options{
 				Entries: entries, Store: c.Store, DB: db, Registry: c.Registry, Topology: c.Topology,
-				Clock: clk, Logger: testLogger(t),
+				Clock: clk, Logger: testlog.New(t),
 			})
 			if err != nil {
 				t.Fatal(err)
