@@ -31,11 +31,12 @@ const (
 
 // app is the wired appliance: what `serve` runs and what end-to-end tests and
 // `bench` build too. The parts each feature adds live in their own files
-// (app_failures.go, app_schedule.go, app_localai.go) behind the hooks called
-// below, in this order:
+// (app_storage.go, app_failures.go, app_schedule.go, app_localai.go) behind
+// the hooks called below, in this order:
 //
 //	newApp: token, queue store, broadcaster
-//	        → openFailures (SQLite, replication, failure capture, job classes)
+//	        → openStorage (SQLite, its replication, the queue snapshots)
+//	        → openFailures (failure capture, issues, retries, job classes)
 //	        → registerLocalAIJobs (supervisor, AI health, its check job)
 //	        → openSchedule (the recurring schedule; needs every class registered)
 //	        → lanes pool (with the middleware and retry policy gathered above)
@@ -77,6 +78,7 @@ type app struct {
 	// Readiness checks contributed by the features, for /readyz.
 	ready []func(ctx context.Context) []ui.Check
 
+	storage  storagePart
 	failures failuresPart
 	schedule schedulePart
 	localAI  localAIPart
@@ -112,6 +114,9 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	a.opened.Push(lifecycle.Hooks{Name: "broadcaster", OnStop: func(context.Context) error { bus.Close(); return nil }})
 	a.reg = lanes.NewRegistry()
 	if err := lanes.RegisterBuiltins(a.reg); err != nil {
+		return nil, err
+	}
+	if err := a.openStorage(ctx); err != nil {
 		return nil, err
 	}
 	if err := a.openFailures(ctx); err != nil {
@@ -154,6 +159,7 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 		Events:       a.bus,
 	}
 	a.failuresUI(&cfg)
+	a.storageUI(&cfg) // after failuresUI, which sets the whole FailuresConfig
 	a.scheduleUI(&cfg)
 	if a.web, err = ui.New(cfg); err != nil {
 		return nil, err
@@ -177,9 +183,9 @@ func (a *app) readyChecks(ctx context.Context) []ui.Check {
 // them in reverse. On error, what started is left for stop.
 func (a *app) start(ctx context.Context) error {
 	var services []lifecycle.Service
-	if a.failures.snaps != nil {
+	if a.storage.snaps != nil {
 		// First, so that it stops last: the last snapshot follows the drain.
-		services = append(services, a.failures.snaps)
+		services = append(services, a.storage.snaps)
 	}
 	services = append(services, lifecycle.Hooks{Name: "lanes",
 		OnStart: func(context.Context) error { return a.pool.Start() }, OnStop: a.pool.Stop})

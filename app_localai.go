@@ -35,41 +35,6 @@ type localAISettings struct {
 	WatchInterval time.Duration
 }
 
-// localAIFile is the local-AI part of the configuration file.
-type localAIFile struct {
-	LocalAI localAISection `yaml:"local_ai"`
-}
-
-// localAISection is the `local_ai:` section. Every key has an environment
-// variable, which wins over it; values are written as in the environment.
-type localAISection struct {
-	URL             string `yaml:"url"`              // LOCAL_AI_URL
-	HealthPath      string `yaml:"health_path"`      // LOCAL_AI_HEALTH_PATH, default /health
-	OllamaURL       string `yaml:"ollama_url"`       // OLLAMA_URL, default http://127.0.0.1:11434
-	StartCommand    string `yaml:"start_command"`    // LOCAL_AI_START_COMMAND
-	StopCommand     string `yaml:"stop_command"`     // LOCAL_AI_STOP_COMMAND
-	StartTimeout    string `yaml:"start_timeout"`    // LOCAL_AI_START_TIMEOUT: seconds (60) or a duration (90s)
-	Start           string `yaml:"start"`            // START_LOCAL_AI: auto, true or false
-	UseMicroservice string `yaml:"use_microservice"` // USE_LOCAL_AI_MICROSERVICE: true or false
-	WatchInterval   string `yaml:"watch_interval"`   // LOCAL_AI_WATCH_INTERVAL, default 15s
-}
-
-// byEnv maps each environment variable to the section's value for it and
-// the key it came from.
-func (s localAISection) byEnv() map[string][2]string {
-	return map[string][2]string{
-		localai.EnvURL:             {s.URL, "url"},
-		localai.EnvHealthPath:      {s.HealthPath, "health_path"},
-		localai.EnvOllamaURL:       {s.OllamaURL, "ollama_url"},
-		localai.EnvStartCommand:    {s.StartCommand, "start_command"},
-		localai.EnvStopCommand:     {s.StopCommand, "stop_command"},
-		localai.EnvStartTimeout:    {s.StartTimeout, "start_timeout"},
-		localai.EnvStart:           {s.Start, "start"},
-		localai.EnvUseMicroservice: {s.UseMicroservice, "use_microservice"},
-		envLocalAIWatchInterval:    {s.WatchInterval, "watch_interval"},
-	}
-}
-
 // addFlags adds nothing: local AI is configured by the seed's environment
 // variables and the configuration file, so that `serve`, `health` and `ai`
 // read the same settings.
@@ -121,7 +86,7 @@ func (a *app) registerLocalAIJobs() error {
 	log := a.log.With("part", "local_ai")
 	a.localAI.sup = localai.NewSupervisor(a.st.LocalAI.Config, a.st.DataDir, log)
 	a.opened.Push(lifecycle.Hooks{Name: "local AI", OnStop: a.releaseLocalAI})
-	a.localAI.health = localai.NewHealth(a.localAI.sup, localai.HealthOptions{DB: a.failures.db, Tracker: a.failures.tracker,
+	a.localAI.health = localai.NewHealth(a.localAI.sup, localai.HealthOptions{DB: a.storage.db, Tracker: a.failures.tracker,
 		Bus: a.bus, Logger: log})
 	return a.reg.Register(a.localAI.health.Class())
 }

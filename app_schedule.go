@@ -27,15 +27,6 @@ type scheduleSettings struct {
 	flagFile, flagLate string
 }
 
-// scheduleFile is the schedule's part of the configuration file:
-//
-//	schedule: /etc/conveyor/schedule.yml   # replaces the default schedule
-//	schedule_late_after: 30s               # liveness threshold
-type scheduleFile struct {
-	Schedule          string   `yaml:"schedule"`
-	ScheduleLateAfter duration `yaml:"schedule_late_after"`
-}
-
 // scheduleHooks are test hooks, set only by the end-to-end tests
 // (schedule_test.go, from the environment of the server subprocess); nil in
 // production.
@@ -84,7 +75,7 @@ func (a *app) openSchedule(ctx context.Context) error {
 		return err
 	}
 	opts := cron.Options{
-		Entries: entries, Store: a.store, DB: a.failures.db, Registry: a.reg, Topology: a.st.Topology,
+		Entries: entries, Store: a.store, DB: a.storage.db, Registry: a.reg, Topology: a.st.Topology,
 		Bus: a.bus, Tracker: a.failures.tracker, Logger: a.log.With("part", "schedule"), LateAfter: a.st.Schedule.LateAfter,
 		AfterEnqueue: scheduleHooks.afterEnqueue,
 	}

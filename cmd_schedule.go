@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"conveyor/cron"
+	"conveyor/internal/lifecycle"
 	"conveyor/lanes"
 	"conveyor/ops/events"
 	"conveyor/queue"
@@ -88,10 +89,10 @@ func cmdSchedule(ctx context.Context, args []string, getenv func(string) string,
 
 // knownClasses registers the job classes the way serve does, up to the
 // point where serve's openSchedule reads them: the built-ins, then the
-// features' (openFailures, registerLocalAIJobs; see newApp). It works in a
-// temporary data directory with the failure pipeline's settings zeroed, so
-// that checking a file never touches the real data or its replica. On error
-// the registry still holds the built-in classes.
+// features' (openStorage, openFailures, registerLocalAIJobs; see newApp). It
+// works in a temporary data directory with the storage settings zeroed (no
+// replica), so that checking a file never touches the real data or its
+// replica. On error the registry still holds the built-in classes.
 func knownClasses(ctx context.Context, st settings, getenv func(string) string) (*lanes.Registry, error) {
 	reg := lanes.NewRegistry()
 	if err := lanes.RegisterBuiltins(reg); err != nil {
@@ -103,14 +104,19 @@ func knownClasses(ctx context.Context, st settings, getenv func(string) string) 
 	}
 	defer os.RemoveAll(dir)
 	st.DataDir = dir
-	st.Failures = failureSettings{}
+	st.Storage = storageSettings{}
 	log := slog.New(slog.DiscardHandler)
 	a := &app{st: st, log: log, getenv: getenv, reg: reg}
 	defer a.close(context.WithoutCancel(ctx))
 	if a.store, err = queue.Open(filepath.Join(dir, queueFile), queue.Options{NoSync: true, Logger: log}); err != nil {
 		return reg, err
 	}
+	a.opened.Push(lifecycle.Hooks{Name: "queue store", OnStop: func(context.Context) error { return a.store.Close() }})
 	a.bus = events.NewBus(events.Options{Logger: log})
+	a.opened.Push(lifecycle.Hooks{Name: "broadcaster", OnStop: func(context.Context) error { a.bus.Close(); return nil }})
+	if err := a.openStorage(ctx); err != nil {
+		return reg, err
+	}
 	if err := a.openFailures(ctx); err != nil {
 		return reg, err
 	}

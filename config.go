@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"conveyor/lanes"
+	"conveyor/ops/localai"
 	"conveyor/queue"
 )
 
@@ -38,7 +39,9 @@ type settings struct {
 	Topology        lanes.Topology
 	Queue           queue.Options
 
-	// The features' own settings (app_failures.go, app_schedule.go, app_localai.go).
+	// The features' own settings (app_storage.go, app_failures.go,
+	// app_schedule.go, app_localai.go).
+	Storage  storageSettings
 	Failures failureSettings
 	Schedule scheduleSettings
 	LocalAI  localAISettings
@@ -55,10 +58,108 @@ type fileConfig struct {
 	Retention       retentionConfig    `yaml:"retention"`
 	Lanes           []lanes.LaneConfig `yaml:"lanes"`
 
-	// The features' own keys, at the top level of the file.
+	// The features' own keys, at the top level of the file; their schemas
+	// follow.
+	storageFile  `yaml:",inline"`
 	failuresFile `yaml:",inline"`
 	scheduleFile `yaml:",inline"`
 	localAIFile  `yaml:",inline"`
+}
+
+// storageFile is the storage's part of the configuration file
+// (app_storage.go):
+//
+//	replica: s3://bucket/conveyor?region=eu-central-1   # or file:///abs/dir, or off
+//	litestream_config: litestream.yml                   # instead of replica
+//	queue_snapshot_interval: 1m                         # 0 turns snapshots off (default 1m)
+type storageFile struct {
+	Replica               string    `yaml:"replica"`
+	LitestreamConfig      string    `yaml:"litestream_config"`
+	QueueSnapshotInterval *duration `yaml:"queue_snapshot_interval"`
+}
+
+// failuresFile is the failure pipeline's part of the configuration file
+// (app_failures.go):
+//
+//	queue_health:
+//	  max_latency: 5m
+//	  max_size: 10000
+//	  queues: {sync: {max_latency: 30m}}
+//	failure_write_rate: 12000                           # failures written per second, at most
+//	failure_retry:
+//	  batch_size: 100
+//	  scan_limit: 2000
+//	  cool_down: 10m
+//	  max_retries: 3
+//	  per_fingerprint: 10
+type failuresFile struct {
+	QueueHealth      queueHealthFile  `yaml:"queue_health"`
+	FailureRetry     failureRetryFile `yaml:"failure_retry"`
+	FailureWriteRate int              `yaml:"failure_write_rate"`
+}
+
+type queueThresholdsFile struct {
+	MaxLatency duration `yaml:"max_latency"`
+	MaxSize    int64    `yaml:"max_size"`
+}
+
+type queueHealthFile struct {
+	queueThresholdsFile `yaml:",inline"`
+	Queues              map[string]queueThresholdsFile `yaml:"queues"`
+}
+
+type failureRetryFile struct {
+	BatchSize      int      `yaml:"batch_size"`
+	ScanLimit      int      `yaml:"scan_limit"`
+	CoolDown       duration `yaml:"cool_down"`
+	MaxRetries     int      `yaml:"max_retries"`
+	PerFingerprint int      `yaml:"per_fingerprint"`
+}
+
+// scheduleFile is the schedule's part of the configuration file
+// (app_schedule.go):
+//
+//	schedule: /etc/conveyor/schedule.yml   # replaces the default schedule
+//	schedule_late_after: 30s               # liveness threshold
+type scheduleFile struct {
+	Schedule          string   `yaml:"schedule"`
+	ScheduleLateAfter duration `yaml:"schedule_late_after"`
+}
+
+// localAIFile is the local-AI part of the configuration file
+// (app_localai.go).
+type localAIFile struct {
+	LocalAI localAISection `yaml:"local_ai"`
+}
+
+// localAISection is the `local_ai:` section. Every key has an environment
+// variable, which wins over it; values are written as in the environment.
+type localAISection struct {
+	URL             string `yaml:"url"`              // LOCAL_AI_URL
+	HealthPath      string `yaml:"health_path"`      // LOCAL_AI_HEALTH_PATH, default /health
+	OllamaURL       string `yaml:"ollama_url"`       // OLLAMA_URL, default http://127.0.0.1:11434
+	StartCommand    string `yaml:"start_command"`    // LOCAL_AI_START_COMMAND
+	StopCommand     string `yaml:"stop_command"`     // LOCAL_AI_STOP_COMMAND
+	StartTimeout    string `yaml:"start_timeout"`    // LOCAL_AI_START_TIMEOUT: seconds (60) or a duration (90s)
+	Start           string `yaml:"start"`            // START_LOCAL_AI: auto, true or false
+	UseMicroservice string `yaml:"use_microservice"` // USE_LOCAL_AI_MICROSERVICE: true or false
+	WatchInterval   string `yaml:"watch_interval"`   // LOCAL_AI_WATCH_INTERVAL, default 15s
+}
+
+// byEnv maps each environment variable to the section's value for it and
+// the key it came from.
+func (s localAISection) byEnv() map[string][2]string {
+	return map[string][2]string{
+		localai.EnvURL:             {s.URL, "url"},
+		localai.EnvHealthPath:      {s.HealthPath, "health_path"},
+		localai.EnvOllamaURL:       {s.OllamaURL, "ollama_url"},
+		localai.EnvStartCommand:    {s.StartCommand, "start_command"},
+		localai.EnvStopCommand:     {s.StopCommand, "stop_command"},
+		localai.EnvStartTimeout:    {s.StartTimeout, "start_timeout"},
+		localai.EnvStart:           {s.Start, "start"},
+		localai.EnvUseMicroservice: {s.UseMicroservice, "use_microservice"},
+		envLocalAIWatchInterval:    {s.WatchInterval, "watch_interval"},
+	}
 }
 
 type retentionConfig struct {
@@ -129,7 +230,7 @@ func decodeConfig(b []byte, fc *fileConfig) error {
 	return nil
 }
 
-// serveFlags parses serve's flags and resolves the settings.
+// serveSettings parses serve's flags and resolves the settings.
 func serveSettings(args []string, getenv func(string) string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -141,7 +242,7 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	execLog := fs.String("exec-log", "", "diagnostic: append every job's start and end to this file, fsynced (env CONVEYOR_EXEC_LOG)")
 	shutdown := fs.String("shutdown-timeout", "", "how long running jobs may finish on SIGTERM (default 25s)")
 	var st settings
-	st.Failures.addFlags(fs)
+	st.Storage.addFlags(fs)
 	st.Schedule.addFlags(fs)
 	st.LocalAI.addFlags(fs)
 	fs.Usage = func() {
@@ -199,7 +300,8 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		return settings{}, err
 	}
 	if err := errors.Join(
-		st.Failures.resolve(fc.failuresFile, getenv, st.DataDir),
+		st.Storage.resolve(fc.storageFile, getenv, st.DataDir),
+		st.Failures.resolve(fc.failuresFile),
 		st.Schedule.resolve(fc.scheduleFile, getenv, st.DataDir),
 		st.LocalAI.resolve(fc.localAIFile, getenv, st.DataDir),
 	); err != nil {

@@ -664,7 +664,7 @@ func TestLocalAIOutageIssueInProcess(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	db := a.failures.db
+	db := a.storage.db
 	issues := func() []*data.Issue {
 		t.Helper()
 		is, _, err := db.FindIssues(ctx, data.IssueFilter{Source: data.SourceAIOutage})

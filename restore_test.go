@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -393,18 +394,19 @@ func TestLitestreamYMLMatchesTheDefaultLayout(t *testing.T) {
 	if lc.DBPath != wantDB || lc.ReplicaURL != wantReplica {
 		t.Errorf("litestream.yml: %s → %s, want %s → %s", lc.DBPath, lc.ReplicaURL, wantDB, wantReplica)
 	}
-	var s failureSettings
+	var s storageSettings
 	s.flagLitestream = "litestream.yml"
-	if err := s.resolve(failuresFile{}, func(string) string { return "" }, defaultDataDir); err != nil || s.ReplicaURL != wantReplica {
+	if err := s.resolve(storageFile{}, func(string) string { return "" }, defaultDataDir); err != nil || s.ReplicaURL != wantReplica {
 		t.Errorf("serve --litestream-config litestream.yml: %v, replica %s", err, s.ReplicaURL)
 	}
-	s = failureSettings{flagLitestream: "litestream.yml"}
-	if err := s.resolve(failuresFile{}, func(string) string { return "" }, t.TempDir()); err == nil || !strings.Contains(err.Error(), "set --data") {
+	s = storageSettings{flagLitestream: "litestream.yml"}
+	if err := s.resolve(storageFile{}, func(string) string { return "" }, t.TempDir()); err == nil || !strings.Contains(err.Error(), "set --data") {
 		t.Errorf("another data directory: %v", err)
 	}
 }
 
-// TestFailureSettings covers the replica, snapshot and file settings.
+// TestFailureSettings covers the replica, snapshot and file settings
+// (storageSettings and failureSettings).
 func TestFailureSettings(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -412,7 +414,7 @@ func TestFailureSettings(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	for _, c := range []struct {
 		name    string
-		s       failureSettings
+		s       storageSettings
 		env     map[string]string
 		file    string
 		replica string
@@ -420,13 +422,13 @@ func TestFailureSettings(t *testing.T) {
 		err     string
 	}{
 		{name: "defaults", replica: def, snap: time.Minute},
-		{name: "flag", s: failureSettings{flagReplica: "s3://b/p?region=x", flagSnapshots: "5s"}, replica: "s3://b/p?region=x", snap: 5 * time.Second},
+		{name: "flag", s: storageSettings{flagReplica: "s3://b/p?region=x", flagSnapshots: "5s"}, replica: "s3://b/p?region=x", snap: 5 * time.Second},
 		{name: "env", env: map[string]string{"CONVEYOR_REPLICA_URL": "off", "CONVEYOR_QUEUE_SNAPSHOT_INTERVAL": "0"}, replica: "", snap: 0},
-		{name: "flag beats env", s: failureSettings{flagReplica: "file:///x"}, env: map[string]string{"CONVEYOR_REPLICA_URL": "off"}, replica: "file:///x", snap: time.Minute},
+		{name: "flag beats env", s: storageSettings{flagReplica: "file:///x"}, env: map[string]string{"CONVEYOR_REPLICA_URL": "off"}, replica: "file:///x", snap: time.Minute},
 		{name: "file", file: "replica: file:///y\nqueue_snapshot_interval: 2m\nqueue_health: {max_latency: 10m, queues: {sync: {max_size: 5}}}\nfailure_retry: {batch_size: 7}\nfailure_write_rate: 500\n",
 			replica: "file:///y", snap: 2 * time.Minute},
-		{name: "both", s: failureSettings{flagReplica: "file:///x", flagLitestream: "litestream.yml"}, err: "both name a replica"},
-		{name: "bad interval", s: failureSettings{flagSnapshots: "soon"}, err: "--queue-snapshot-interval"},
+		{name: "both", s: storageSettings{flagReplica: "file:///x", flagLitestream: "litestream.yml"}, err: "both name a replica"},
+		{name: "bad interval", s: storageSettings{flagSnapshots: "soon"}, err: "--queue-snapshot-interval"},
 		{name: "bad retry", file: "failure_retry: {max_retries: -1}\n", err: "failure_retry"},
 		{name: "bad size", file: "queue_health: {max_size: -1}\n", err: "max_size"},
 		{name: "bad rate", file: "failure_write_rate: -1\n", err: "failure_write_rate"},
@@ -442,7 +444,8 @@ func TestFailureSettings(t *testing.T) {
 			}
 		}
 		s := c.s
-		err := s.resolve(fc.failuresFile, env(c.env), dir)
+		var fs failureSettings
+		err := errors.Join(s.resolve(fc.storageFile, env(c.env), dir), fs.resolve(fc.failuresFile))
 		switch {
 		case c.err != "":
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -453,12 +456,12 @@ func TestFailureSettings(t *testing.T) {
 		case s.ReplicaURL != c.replica || s.QueueSnapshotInterval != c.snap:
 			t.Errorf("%s: replica %q snapshots %v, want %q %v", c.name, s.ReplicaURL, s.QueueSnapshotInterval, c.replica, c.snap)
 		}
-		if c.name == "file" && (s.QueueHealth.Default.MaxLatency != 10*time.Minute || s.QueueHealth.Queues["sync"].MaxSize != 5 ||
-			s.AutoRetry.BatchSize != 7 || s.FailureWriteRate != 500) {
-			t.Errorf("file settings not read: %+v %+v %d", s.QueueHealth, s.AutoRetry, s.FailureWriteRate)
+		if c.name == "file" && (fs.QueueHealth.Default.MaxLatency != 10*time.Minute || fs.QueueHealth.Queues["sync"].MaxSize != 5 ||
+			fs.AutoRetry.BatchSize != 7 || fs.FailureWriteRate != 500) {
+			t.Errorf("file settings not read: %+v %+v %d", fs.QueueHealth, fs.AutoRetry, fs.FailureWriteRate)
 		}
-		if c.name == "defaults" && s.FailureWriteRate != failures.DefaultFailureWriteRate {
-			t.Errorf("default write rate %d", s.FailureWriteRate)
+		if c.name == "defaults" && fs.FailureWriteRate != failures.DefaultFailureWriteRate {
+			t.Errorf("default write rate %d", fs.FailureWriteRate)
 		}
 	}
 }
