@@ -27,12 +27,27 @@ type scheduleSettings struct {
 	flagFile, flagLate string
 }
 
-// scheduleHooks are test hooks, set only by the end-to-end tests
-// (schedule_test.go, from the environment of the server subprocess); nil in
-// production.
-var scheduleHooks struct {
-	clock        func() cron.Clock // the scheduler's clock
-	afterEnqueue func()            // cron.Options.AfterEnqueue
+// failpoints are the end-to-end tests' hooks into the app. They travel in
+// the context (withFailpoints), which only the test binary's TestMain sets
+// (schedule_test.go reads them from the server subprocess's environment):
+// no flag, environment variable or config key reaches them, so a
+// production process has none.
+type failpoints struct {
+	scheduleClock        func() cron.Clock // the scheduler's clock
+	afterScheduleEnqueue func()            // cron.Options.AfterEnqueue
+}
+
+type failpointsKey struct{}
+
+// withFailpoints returns ctx carrying fp, for runMain.
+func withFailpoints(ctx context.Context, fp failpoints) context.Context {
+	return context.WithValue(ctx, failpointsKey{}, fp)
+}
+
+// failpointsOf returns the failpoints ctx carries: none in production.
+func failpointsOf(ctx context.Context) failpoints {
+	fp, _ := ctx.Value(failpointsKey{}).(failpoints)
+	return fp
 }
 
 func (s *scheduleSettings) addFlags(fs *flag.FlagSet) {
@@ -77,10 +92,11 @@ func (a *app) openSchedule(ctx context.Context) error {
 	opts := cron.Options{
 		Entries: entries, Store: a.store, DB: a.storage.db, Registry: a.reg, Topology: a.st.Topology,
 		Bus: a.bus, Tracker: a.failures.tracker, Logger: a.log.With("part", "schedule"), LateAfter: a.st.Schedule.LateAfter,
-		AfterEnqueue: scheduleHooks.afterEnqueue,
 	}
-	if scheduleHooks.clock != nil {
-		opts.Clock = scheduleHooks.clock()
+	fp := failpointsOf(ctx)
+	opts.AfterEnqueue = fp.afterScheduleEnqueue
+	if fp.scheduleClock != nil {
+		opts.Clock = fp.scheduleClock()
 	}
 	if a.schedule.sched, err = cron.NewScheduler(opts); err != nil {
 		return err

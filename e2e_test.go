@@ -25,7 +25,7 @@ const beMainEnv = "CONVEYOR_TEST_BE_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(beMainEnv) == "1" {
-		main()
+		runMain(withFailpoints(context.Background(), failpointsFromEnv()))
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

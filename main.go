@@ -22,9 +22,13 @@ import (
 	"syscall"
 )
 
-func main() {
+func main() { runMain(context.Background()) }
+
+// runMain is main under a parent context: the end-to-end tests' TestMain
+// passes one carrying failpoints (see app_schedule.go).
+func runMain(parent context.Context) {
 	tuneGC()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	var usage *usageError

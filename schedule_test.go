@@ -38,27 +38,28 @@ const (
 	crashAtTick  = "cron-after-enqueue"
 )
 
-func init() {
-	if os.Getenv(beMainEnv) != "1" {
-		return
-	}
+// failpointsFromEnv reads the server subprocess's failpoints from its
+// environment (TestMain passes them to runMain).
+func failpointsFromEnv() failpoints {
+	var fp failpoints
 	if v := os.Getenv(testClockEnv); v != "" {
 		start, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			panic(fmt.Sprintf("%s=%q: %v", testClockEnv, v, err))
 		}
-		scheduleHooks.clock = func() cron.Clock { return cron.NewOffsetClock(start) }
+		fp.scheduleClock = func() cron.Clock { return cron.NewOffsetClock(start) }
 	}
 	switch v := os.Getenv(crashAtEnv); v {
 	case "":
 	case crashAtTick:
-		scheduleHooks.afterEnqueue = func() {
+		fp.afterScheduleEnqueue = func() {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way; record nothing
 		}
 	default:
 		panic(fmt.Sprintf("%s=%q: the only crash point is %s", crashAtEnv, v, crashAtTick))
 	}
+	return fp
 }
 
 // scheduleEnv is a server subprocess's environment: the test process's
