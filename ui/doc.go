@@ -4,9 +4,10 @@
 // browser login come later and will register in the same route table.
 //
 // A Server (New) is an http.Handler built from one route table (Routes),
-// which tests walk. Handlers are thin: they decode a request struct, call the
-// store, and return a response struct through one wrapper (api) whose errors
-// are turned into statuses by one table (errorTable).
+// which tests walk. Handlers are thin endpoints (endpointFunc): they decode a
+// request struct (decodeBody), call the store, and return a response struct
+// through one wrapper (endpoint, endpoint.go) whose errors are turned into
+// statuses by one table (errorTable, errors.go).
 //
 // # Routes
 //
@@ -25,11 +26,11 @@
 //	POST /api/v1/queues/{name}/resume  → 200 the queue
 //	POST /api/v1/queues/{name}/clear   → 200 {"name","cleared"}
 //	GET  /api/v1/events                server-sent events: the broadcaster's topics (events.go)
-//	GET  /api/v1/failures              Tabulator's remote parameters → {"last_page","total","data"} (failures.go)
+//	GET  /api/v1/failures              Tabulator's remote parameters (tabulator.go) → {"last_page","total","data"} (failures.go)
 //	GET  /api/v1/failures/{id}         → 200 the failure with its retry state
 //	POST /api/v1/failures/{id}/retry   → 200 the retry; 409 {"error","field","reason"} when refused
 //	POST /api/v1/failures/retry        everything matching a filter, in bounded batches
-//	GET  /api/v1/issues                → 200 {"last_page","total","data"}
+//	GET  /api/v1/issues                → 200 {"last_page","total","data"} (issues.go)
 //	POST /api/v1/issues/{id}/resolve   → 200 the issue
 //	POST /api/v1/backup                bring the replica and the queue snapshot up to date now (backup.go)
 //	GET  /api/v1/cron                  → 200 {"scheduler","entries"} (schedule.go)

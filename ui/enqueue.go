@@ -66,7 +66,7 @@ type batchJSON struct {
 // decodeEnqueue reads one enqueue request.
 func decodeEnqueue(r io.Reader, prefix string) (enqueueRequest, error) {
 	var req enqueueRequest
-	if err := decodeJSON(r, &req, prefix); err != nil {
+	if err := decodeBody(r, &req, prefix); err != nil {
 		return enqueueRequest{}, err
 	}
 	return req, nil
@@ -161,7 +161,7 @@ func (s *Server) enqueue(r *http.Request, _ httprouter.Params) (int, any, error)
 // checked before the store's all-or-nothing EnqueueMany is called.
 func (s *Server) enqueueBatch(r *http.Request, _ httprouter.Params) (int, any, error) {
 	var req batchRequest
-	if err := decodeJSON(r.Body, &req, ""); err != nil {
+	if err := decodeBody(r.Body, &req, ""); err != nil {
 		return 0, nil, err
 	}
 	switch n := len(req.Jobs); {

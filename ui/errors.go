@@ -1,17 +1,9 @@
 package ui
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"reflect"
-	"strconv"
-	"strings"
-
-	"github.com/julienschmidt/httprouter"
 
 	"conveyor/queue"
 )
@@ -156,111 +148,4 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	s.writeJSON(w, status, errorJSON{Error: msg, Field: field})
-}
-
-// writeJSON encodes v fully before writing anything, so that a response is
-// never half-written. encoding/json escapes <, > and & in strings, so job data
-// cannot become markup in whatever displays it.
-func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		s.log.Error("encode response", "err", err)
-		buf.Reset()
-		buf.WriteString(`{"error":"internal error (logged on the server)"}` + "\n")
-		status = http.StatusInternalServerError
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-}
-
-// apiFunc is an API handler: it returns a status and a response struct, or an
-// error for errorTable.
-type apiFunc func(r *http.Request, ps httprouter.Params) (status int, body any, err error)
-
-// api is the one wrapper that turns an apiFunc into a route handle.
-func (s *Server) api(h apiFunc) httprouter.Handle {
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		status, body, err := h(r, ps)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		s.writeJSON(w, status, body)
-	}
-}
-
-// decodeJSON reads exactly one JSON value into dst: unknown fields and
-// trailing data are errors, and errors name the field (under prefix) when it
-// is known.
-func decodeJSON(r io.Reader, dst any, prefix string) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, prefix)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return err
-		}
-		return malformed(prefix, "trailing data after the JSON value")
-	}
-	return nil
-}
-
-// jsonError turns a decoding error into a client error naming the field,
-// without Go type names.
-func jsonError(err error, prefix string) error {
-	var (
-		mb *http.MaxBytesError
-		se *json.SyntaxError
-		te *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &mb):
-		return err
-	case errors.Is(err, io.EOF):
-		return malformed(prefix, "the body is empty: send a JSON object")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return malformed(prefix, "the JSON value is cut short")
-	case errors.As(err, &se):
-		return malformed(prefix, "invalid JSON at byte %d: %s", se.Offset, se.Error())
-	case errors.As(err, &te):
-		return malformed(joinField(prefix, te.Field), "want %s, got %s", jsonKind(te.Type), te.Value)
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if n, uerr := strconv.Unquote(name); uerr == nil {
-			name = n
-		}
-		return malformed(joinField(prefix, name), "unknown field")
-	}
-	return malformed(prefix, "invalid JSON")
-}
-
-// jsonKind names the JSON a Go type takes.
-func jsonKind(t reflect.Type) string {
-	if t == nil {
-		return "another value"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a whole number in range"
-	case reflect.Float32, reflect.Float64:
-		return "a number in range"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
-	}
-	return "another value"
 }

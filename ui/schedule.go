@@ -41,8 +41,8 @@ type ScheduleConfig struct {
 // run here (its class is not registered, no lane serves its queue) is 422;
 // a scheduler that is not running, or none configured, is 503.
 func (s *Server) scheduleRoutes() []Route {
-	api := func(method, path string, h apiFunc) Route {
-		return Route{Method: method, Path: path, Auth: true, handle: s.api(h)}
+	api := func(method, path string, h endpointFunc) Route {
+		return Route{Method: method, Path: path, Auth: true, handle: s.endpoint(h)}
 	}
 	return []Route{
 		api(http.MethodGet, "/api/v1/cron", s.listCron),

@@ -212,11 +212,11 @@ func (s *Server) Routes() []Route {
 // table is the one route table. Handlers returning JSON go through s.api,
 // which maps their errors to statuses (errors.go).
 func (s *Server) table() []Route {
-	api := func(method, path string, h apiFunc, maxBody int64) Route {
-		return Route{Method: method, Path: path, Auth: true, handle: s.api(h), maxBody: maxBody}
+	api := func(method, path string, h endpointFunc, maxBody int64) Route {
+		return Route{Method: method, Path: path, Auth: true, handle: s.endpoint(h), maxBody: maxBody}
 	}
 	routes := []Route{
-		{Method: http.MethodGet, Path: "/healthz", Auth: false, handle: s.api(s.healthz)},
+		{Method: http.MethodGet, Path: "/healthz", Auth: false, handle: s.endpoint(s.healthz)},
 		api(http.MethodGet, "/readyz", s.readyz, 0),
 		{Method: http.MethodGet, Path: "/metrics", Auth: true, handle: s.metrics()},
 

@@ -1,0 +1,127 @@
+package ui
+
+// This file is the JSON API's one shape: an endpointFunc returns a status
+// and a response struct (or an error); endpoint wraps it into a route handle
+// that writes the response, or the error through errorTable (errors.go);
+// decodeBody and writeJSON are the codec every endpoint uses.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// writeJSON encodes v fully before writing anything, so that a response is
+// never half-written. encoding/json escapes <, > and & in strings, so job data
+// cannot become markup in whatever displays it.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		s.log.Error("encode response", "err", err)
+		buf.Reset()
+		buf.WriteString(`{"error":"internal error (logged on the server)"}` + "\n")
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// endpointFunc is a JSON API endpoint: it returns a status and a response
+// struct, or an error for errorTable.
+type endpointFunc func(r *http.Request, ps httprouter.Params) (status int, body any, err error)
+
+// endpoint is the one wrapper that turns an endpointFunc into a route
+// handle: the body as JSON, or the error as errorTable says.
+func (s *Server) endpoint(h endpointFunc) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		status, body, err := h(r, ps)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeJSON(w, status, body)
+	}
+}
+
+// decodeBody reads exactly one JSON value into dst: unknown fields and
+// trailing data are errors, and errors name the field (under prefix) when it
+// is known.
+func decodeBody(r io.Reader, dst any, prefix string) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err, prefix)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		return malformed(prefix, "trailing data after the JSON value")
+	}
+	return nil
+}
+
+// decodeError turns a decoding error into a client error naming the field,
+// without Go type names.
+func decodeError(err error, prefix string) error {
+	var (
+		mb *http.MaxBytesError
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mb):
+		return err
+	case errors.Is(err, io.EOF):
+		return malformed(prefix, "the body is empty: send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed(prefix, "the JSON value is cut short")
+	case errors.As(err, &se):
+		return malformed(prefix, "invalid JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.As(err, &te):
+		return malformed(joinField(prefix, te.Field), "want %s, got %s", jsonKind(te.Type), te.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if n, uerr := strconv.Unquote(name); uerr == nil {
+			name = n
+		}
+		return malformed(joinField(prefix, name), "unknown field")
+	}
+	return malformed(prefix, "invalid JSON")
+}
+
+// jsonKind names the JSON a Go type takes.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number in range"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another value"
+}
