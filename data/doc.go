@@ -74,9 +74,9 @@
 //     with other unselective conditions are capped at CountCap.
 //   - Substring search misses matches older than the search window; narrow
 //     the time range (occurred_at) to search further back.
-//   - An s3 replica needs litestream's s3 package linked into the binary
-//     (not done by this package); AWS_CA_BUNDLE is then unset before the
-//     client starts, because litestream's AWS client cannot use it.
+//   - An s3 replica cannot use a custom CA bundle: AWS_CA_BUNDLE is unset
+//     before the client starts, because litestream's AWS client cannot use
+//     it. (This package links litestream's s3 backend itself, see s3.go.)
 //   - The WAL file keeps its high-water mark between litestream's passive
 //     checkpoints; lower ReplicaOptions.TruncatePageN to bound it.
 package data
