@@ -168,7 +168,7 @@ func newBenchRig(parent string, topo lanes.Topology, log *slog.Logger) (*benchRi
 	if err := lanes.RegisterBuiltins(r.reg); err != nil {
 		return nil, err
 	}
-	err = r.reg.Register(lanes.Class{Name: benchClass, Queue: "default", Handler: lanes.HandlerFunc(func(_ context.Context, j *queue.Job) error {
+	err = r.reg.Register(lanes.Class{Name: benchClass, Queue: "default", Args: lanes.FreeForm, Handler: lanes.HandlerFunc(func(_ context.Context, j *queue.Job) error {
 		started := time.Now()
 		r.seen.Add(1)
 		var a benchArgs

@@ -80,6 +80,7 @@ func cmdSchedule(ctx context.Context, args []string, getenv func(string) string,
 	known := cron.Known{
 		Class: func(name string) bool { _, ok := reg.Lookup(name); return ok },
 		Queue: func(name string) bool { _, ok := st.Topology.LaneOf(name); return ok },
+		Args:  reg.CheckArgs,
 	}
 	if !cron.Check(f, known, time.Now(), stdout) {
 		return fmt.Errorf("schedule %s is invalid", file)

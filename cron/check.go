@@ -1,6 +1,7 @@
 package cron
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -8,11 +9,15 @@ import (
 	"unicode"
 )
 
-// Known says which job classes and queues this Conveyor has. Either func
-// may be nil, meaning every name is known.
+// Known says which job classes and queues this Conveyor has, and which
+// args a class takes. Any func may be nil, meaning every name (or args) is
+// known.
 type Known struct {
 	Class func(name string) bool
 	Queue func(name string) bool
+	// Args checks an entry's args (as a tick would enqueue them) against
+	// its class's declaration; an error makes the entry invalid.
+	Args func(class string, args json.RawMessage) error
 }
 
 // checkTicks is how many upcoming ticks Check prints per entry.
@@ -53,6 +58,11 @@ func Check(r io.Reader, known Known, now time.Time, w io.Writer) (ok bool) {
 			}
 			continue
 		}
+		if msg := argsProblem(*it.entry, known, now); msg != "" {
+			invalid++
+			fmt.Fprintf(w, "%s  INVALID  (line %d)\n  error: line %d, args: %s\n", it.entry.Name, it.line, it.line, msg)
+			continue
+		}
 		valid++
 		warnings += writeEntry(w, *it.entry, known, now)
 	}
@@ -62,6 +72,26 @@ func Check(r io.Reader, known Known, now time.Time, w io.Writer) (ok bool) {
 	fmt.Fprintf(w, "%s: %s valid, %s invalid, %s\n",
 		verdict(invalid), plural(valid, "entry", "entries"), plural(invalid, "entry", "entries"), plural(warnings, "warning", "warnings"))
 	return invalid == 0
+}
+
+// argsProblem says why the args of e's next tick are not its class's, or
+// "" when they are (or the class is unknown, which is a warning).
+func argsProblem(e Entry, known Known, now time.Time) string {
+	if known.Args == nil || (known.Class != nil && !known.Class(e.Class)) {
+		return ""
+	}
+	tick, err := e.Next(now)
+	if err != nil {
+		tick = now
+	}
+	args, err := e.ArgsAt(tick)
+	if err != nil {
+		return err.Error()
+	}
+	if err := known.Args(e.Class, args); err != nil {
+		return fmt.Sprintf("%s refuses them: %v", e.Class, err)
+	}
+	return ""
 }
 
 func verdict(invalid int) string {

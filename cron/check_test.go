@@ -2,6 +2,8 @@ package cron
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -102,5 +104,38 @@ func TestCheckMasksControlCharacters(t *testing.T) {
 	Check(strings.NewReader(src), Known{}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), &out)
 	if strings.ContainsRune(out.String(), 0x1b) || !strings.Contains(out.String(), "red ?[31m text") {
 		t.Errorf("escape sequence reached the output:\n%q", out.String())
+	}
+}
+
+// TestCheckArgs: an entry whose args its class refuses is invalid, named
+// with its line, and fails the check; one whose class is unknown is only
+// a warning (its args cannot be judged).
+func TestCheckArgs(t *testing.T) {
+	t.Parallel()
+	src := "good:\n  cron: '* * * * *'\n  class: SleepJob\n  args: {ms: 5}\n" +
+		"bad:\n  cron: '* * * * *'\n  class: SleepJob\n  args: {ms: 5, n: 3}\n" +
+		"unknown:\n  cron: '* * * * *'\n  class: Nobody\n  args: {n: 3}\n"
+	known := Known{
+		Class: func(c string) bool { return c == "SleepJob" },
+		Args: func(class string, args json.RawMessage) error {
+			if strings.Contains(string(args), `"n"`) {
+				return errors.New(`args.n: unknown arg (the args are {ms: integer})`)
+			}
+			return nil
+		},
+	}
+	var out bytes.Buffer
+	if ok := Check(strings.NewReader(src), known, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), &out); ok {
+		t.Errorf("Check passed an entry with bad args:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"bad  INVALID  (line 5)\n  error: line 5, args: SleepJob refuses them: args.n: unknown arg",
+		"good  enabled",
+		`class "Nobody" is not registered`,
+		"schedule invalid: 2 entries valid, 1 entry invalid, 1 warning",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

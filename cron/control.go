@@ -10,7 +10,6 @@ import (
 
 	"conveyor/data"
 	"conveyor/ops/events"
-	"conveyor/queue"
 )
 
 // Who decided that an entry is enabled (View.EnabledBy).
@@ -171,7 +170,7 @@ func (s *Scheduler) EnqueueNow(ctx context.Context, name string) (uint64, error)
 		s.mu.Unlock()
 		return 0, fmt.Errorf("%w: %s", ErrUnavailable, sl.unavailable)
 	}
-	e, q, attempts := sl.e, sl.queue, sl.maxAttempts
+	e, q := sl.e, sl.queue
 	s.mu.Unlock()
 
 	now := s.clock.Now()
@@ -179,10 +178,18 @@ func (s *Scheduler) EnqueueNow(ctx context.Context, name string) (uint64, error)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	res, err := s.store.Enqueue(ctx, queue.NewJob{
-		Class: e.Class, Queue: q, Args: args, MaxAttempts: attempts,
-		Context: map[string]string{CtxEntry: e.Name, CtxTrigger: TriggerManual},
-	})
+	// The run counts as the entry's latest tick (at or before now), so a
+	// fan-out it starts shares that tick's unique keys.
+	latest, _ := e.Prev(now.Truncate(time.Second).Add(time.Second))
+	next, _ := e.Next(now)
+	req := s.request(e, args)
+	req.Queue = q
+	req.Context = tickContext(e.Name, latest, next, TriggerManual)
+	nj, err := s.opts.Registry.NewJob(s.opts.Topology, req)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s", ErrUnavailable, refused(err))
+	}
+	res, err := s.store.Enqueue(ctx, nj)
 	if err != nil {
 		return 0, err
 	}

@@ -19,7 +19,7 @@ type firePlan struct {
 	sl    *slot
 	d     Decision
 	epoch uint64
-	args  []byte
+	job   queue.NewJob
 	jobID uint64
 	fired bool   // the tick's job is durable in the queue
 	err   string // why it was not
@@ -190,18 +190,18 @@ func (s *Scheduler) enqueue(ctx context.Context, plans []*firePlan) {
 		if p.d.Fire.IsZero() {
 			continue
 		}
-		args, err := p.sl.e.ArgsAt(p.d.Fire)
+		job, err := s.tickJob(p)
 		if err != nil {
 			p.err = err.Error()
 			continue
 		}
-		p.args = args
+		p.job = job
 		batch = append(batch, p)
 	}
 	for len(batch) > 0 {
 		jobs := make([]queue.NewJob, len(batch))
 		for i, p := range batch {
-			jobs[i] = s.tickJob(p)
+			jobs[i] = p.job
 		}
 		res, err := s.store.EnqueueMany(ctx, jobs)
 		var ve *queue.ValidationError
@@ -228,17 +228,37 @@ func (s *Scheduler) enqueue(ctx context.Context, plans []*firePlan) {
 	}
 }
 
-// tickJob is the job of a plan's tick. The entry's queue, class and max
-// attempts are fixed at Start, so no lock is needed.
-func (s *Scheduler) tickJob(p *firePlan) queue.NewJob {
+// tickJob is the job of a plan's tick, made by the registry's NewJob
+// under the tick's unique key. The entry's class and queue are fixed at
+// Start, so no lock is needed.
+func (s *Scheduler) tickJob(p *firePlan) (queue.NewJob, error) {
 	e := p.sl.e
-	return queue.NewJob{
-		Class: e.Class, Queue: p.sl.queue, Args: p.args, MaxAttempts: p.sl.maxAttempts,
-		UniqueKey: TickKey(e, p.d.Fire), UniqueFor: uniqueFor(e),
-		Context: map[string]string{
-			CtxEntry: e.Name, CtxTick: p.d.Fire.UTC().Format(time.RFC3339), CtxTrigger: TriggerSchedule,
-		},
+	args, err := e.ArgsAt(p.d.Fire)
+	if err != nil {
+		return queue.NewJob{}, err
 	}
+	req := s.request(e, args)
+	req.Queue = p.sl.queue
+	req.UniqueKey, req.UniqueFor = TickKey(e, p.d.Fire), uniqueFor(e)
+	req.Context = tickContext(e.Name, p.d.Fire, p.d.Next, TriggerSchedule)
+	nj, err := s.opts.Registry.NewJob(s.opts.Topology, req)
+	if err != nil {
+		return queue.NewJob{}, errors.New(refused(err))
+	}
+	return nj, nil
+}
+
+// tickContext is the context of a run of entry name for tick (next: the
+// tick after it, zero when none): what lets a fan-out know its tick.
+func tickContext(name string, tick, next time.Time, trigger string) map[string]string {
+	c := map[string]string{CtxEntry: name, CtxTrigger: trigger}
+	if !tick.IsZero() {
+		c[CtxTick] = tick.UTC().Format(time.RFC3339)
+	}
+	if !next.IsZero() {
+		c[CtxNext] = next.UTC().Format(time.RFC3339)
+	}
+	return c
 }
 
 // settle applies a plan's outcome to its entry and reschedules it. Called

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +39,8 @@ const (
 // Keys the scheduler sets in the Context of the jobs it enqueues.
 const (
 	CtxEntry   = "cron_entry"   // the entry's name
-	CtxTick    = "cron_tick"    // the tick's scheduled instant, RFC 3339 UTC; empty for an enqueue-now
+	CtxTick    = "cron_tick"    // the tick's scheduled instant, RFC 3339 UTC; for an enqueue-now, the entry's latest tick
+	CtxNext    = "cron_next"    // the entry's next tick after it, RFC 3339 UTC (absent when it has none)
 	CtxTrigger = "cron_trigger" // "schedule" or "manual"
 )
 
@@ -49,11 +51,10 @@ const (
 )
 
 const (
-	keepMisses    = 5                // missed ranges a View shows
-	maxRetryWait  = 30 * time.Second // longest wait between enqueue retries
-	pruneEvery    = time.Hour
-	maxUnsaved    = 10_000 // runs kept in memory while SQLite refuses them
-	maxMaxAttempt = 1000   // the queue's bound
+	keepMisses   = 5                // missed ranges a View shows
+	maxRetryWait = 30 * time.Second // longest wait between enqueue retries
+	pruneEvery   = time.Hour
+	maxUnsaved   = 10_000 // runs kept in memory while SQLite refuses them
 )
 
 // ErrUnknownEntry is returned by Entry, EnqueueNow and SetEnabled when no
@@ -314,7 +315,10 @@ func uniqueFor(e Entry) time.Duration {
 // ArgsAt can make.
 var lastTickEver = time.Date(2199, 12, 31, 23, 59, 59, 0, time.UTC)
 
-// resolve finds where an entry's jobs go and whether they can run here.
+// resolve finds where an entry's jobs go and whether they can run here:
+// the class must be registered, and the registry's NewJob (the one place
+// that turns a class, args and options into a job) must accept the entry's
+// job: a lane serves its queue and its args are the class's.
 func (s *Scheduler) resolve(sl *slot) {
 	e := sl.e
 	cls, ok := s.opts.Registry.Lookup(e.Class)
@@ -330,18 +334,39 @@ func (s *Scheduler) resolve(sl *slot) {
 			return
 		}
 	}
-	sl.maxAttempts = cls.MaxAttempts
-	if e.Retry != nil {
-		sl.maxAttempts = min(*e.Retry+1, maxMaxAttempt)
-	}
 	args, err := e.ArgsAt(lastTickEver)
 	if err != nil {
 		sl.unavailable = err.Error()
 		return
 	}
+	nj, err := s.opts.Registry.NewJob(s.opts.Topology, s.request(e, args))
+	if err != nil {
+		sl.unavailable = refused(err)
+		return
+	}
+	sl.maxAttempts = nj.MaxAttempts
 	if limit := s.store.MaxArgsBytes(); len(args) > limit {
 		sl.unavailable = fmt.Sprintf("args of %d bytes are over the queue's limit of %d", len(args), limit)
 	}
+}
+
+// request is the job request of one of e's runs: its class, queue, args
+// and, from sidekiq-cron's retry, max attempts (0: the class's).
+func (s *Scheduler) request(e Entry, args json.RawMessage) lanes.JobRequest {
+	req := lanes.JobRequest{Class: e.Class, Queue: e.Queue, Args: args}
+	if e.Retry != nil {
+		req.MaxAttempts = min(*e.Retry+1, queue.MaxAttemptsLimit)
+	}
+	return req
+}
+
+// refused says why the registry refused an entry's job.
+func refused(err error) string {
+	var ve *queue.ValidationError
+	if errors.As(err, &ve) {
+		return fmt.Sprintf("its job is refused: %s: %s", ve.Field, ve.Reason)
+	}
+	return "its job is refused: " + err.Error()
 }
 
 // Start loads every entry's state, takes the entries into the scheduler's

@@ -103,7 +103,7 @@ func benchScheduler(b *testing.B, entries []Entry) *benchRig {
 	b.Helper()
 	clk := NewFakeClock(time.Date(2026, 5, 4, 0, 0, 30, 0, time.UTC))
 	st, db, reg := benchStorage(b, clk.Now)
-	reg.MustRegister(lanes.Class{Name: benchClass, Queue: "default", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })})
+	reg.MustRegister(lanes.Class{Name: benchClass, Queue: "default", Args: lanes.FreeForm, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })})
 	s, err := NewScheduler(Options{Entries: entries, Store: st, DB: db, Registry: reg, Topology: lanes.DefaultTopology(), Clock: clk})
 	if err != nil {
 		b.Fatal(err)
@@ -135,11 +135,11 @@ func (r *benchRig) step(d time.Duration) {
 func BenchmarkTickLateness(b *testing.B) {
 	st, db, reg := benchStorage(b, nil)
 	var processed atomic.Int64
-	reg.MustRegister(lanes.Class{Name: "LoadJob", Queue: "default", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
+	reg.MustRegister(lanes.Class{Name: "LoadJob", Queue: "default", Args: lanes.FreeForm, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
 		processed.Add(1)
 		return nil
 	})})
-	reg.MustRegister(lanes.Class{Name: benchClass, Queue: "maintenance", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })})
+	reg.MustRegister(lanes.Class{Name: benchClass, Queue: "maintenance", Args: lanes.FreeForm, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })})
 	pool, err := lanes.New(st, reg, lanes.DefaultTopology(), lanes.Options{ShutdownTimeout: time.Second})
 	if err != nil {
 		b.Fatal(err)

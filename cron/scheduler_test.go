@@ -45,8 +45,8 @@ func testRegistry(t testing.TB) *lanes.Registry {
 	if err := lanes.RegisterBuiltins(reg); err != nil {
 		t.Fatal(err)
 	}
-	reg.MustRegister(lanes.Class{Name: tickClass, Queue: "maintenance", Handler: noop})
-	reg.MustRegister(lanes.Class{Name: otherClass, Queue: "sync", Handler: noop, MaxAttempts: 3})
+	reg.MustRegister(lanes.Class{Name: tickClass, Queue: "maintenance", Args: lanes.FreeForm, Handler: noop})
+	reg.MustRegister(lanes.Class{Name: otherClass, Queue: "sync", Args: lanes.FreeForm, Handler: noop, MaxAttempts: 3})
 	return reg
 }
 
@@ -187,6 +187,9 @@ func (r *rig) ticks(entry string) []time.Time {
 			tick, err := time.Parse(time.RFC3339, j.Context[CtxTick])
 			if err != nil {
 				r.t.Fatalf("job %d: tick %q: %v", j.ID, j.Context[CtxTick], err)
+			}
+			if next, err := time.Parse(time.RFC3339, j.Context[CtxNext]); err != nil || !next.After(tick) {
+				r.t.Errorf("job %d: next tick %q after tick %v", j.ID, j.Context[CtxNext], tick)
 			}
 			if want := "cron:" + entry + ":" + strconv.FormatInt(tick.Unix(), 10); j.UniqueKey != want {
 				r.t.Errorf("job %d: unique key %q, want %q", j.ID, j.UniqueKey, want)
@@ -602,12 +605,17 @@ default_queue:
   cron: "* * * * *"
   class: OtherJob
   retry: 4
+bad_args:
+  cron: "* * * * *"
+  class: SleepJob
+  args: {ms: 15, n: 3}
 `
 	r := newRig(t, utc("2026-05-04T12:00:30Z"), src)
 	r.advance(3*time.Minute, time.Minute)
 	for name, reason := range map[string]string{
 		"future_job": "class NotYetRegisteredJob is not registered",
 		"lost_queue": "queue no_such_queue is not served by any lane",
+		"bad_args":   "its job is refused: args.n: SleepJob: unknown arg",
 	} {
 		v := r.view(name)
 		if v.Status != StatusUnavailable || !strings.Contains(v.Unavailable, reason) || !v.NextTick.IsZero() || !v.Enabled {
@@ -652,6 +660,17 @@ off:
 	if err != nil || j.Class != otherClass || j.Queue != "sync" || j.UniqueKey != "" ||
 		j.Context[CtxTrigger] != TriggerManual || j.Context[CtxEntry] != "off" || string(j.Args) != `[{"batch":5},1777896030]` {
 		t.Fatalf("job %+v (args %s), %v", j, j.Args, err)
+	}
+	// A run by hand counts as the entry's latest tick, and carries the next.
+	if j.Context[CtxTick] != "2026-01-01T00:00:00Z" || j.Context[CtxNext] != "2027-01-01T00:00:00Z" {
+		t.Fatalf("manual run's ticks: %v", j.Context)
+	}
+	mid, err := r.s.EnqueueNow(ctx, "minutely")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mj, _ := r.store.Get(mid); mj.Context[CtxTick] != "2026-05-04T12:00:00Z" || mj.Context[CtxNext] != "2026-05-04T12:01:00Z" {
+		t.Fatalf("manual run of minutely: %v", mj.Context)
 	}
 	v := r.view("off")
 	if v.ManualJobID != id || !v.ManualAt.Equal(r.clk.Now()) || !v.LastTick.IsZero() || v.Status != StatusDisabled {

@@ -1,6 +1,7 @@
 package lanes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,33 +19,46 @@ const (
 	FailJob  = "FailJob"
 )
 
-// SleepArgs are SleepJob's args: {"ms": N}.
+// SleepArgs are SleepJob's args: {"ms": N}, N in 0..MaxSleep.
 type SleepArgs struct {
 	MS int `json:"ms"`
 }
 
+// Validate checks the range of ms.
+func (a *SleepArgs) Validate() error {
+	if d := time.Duration(a.MS) * time.Millisecond; a.MS < 0 || d > MaxSleep {
+		return &ArgsError{Field: "ms", Reason: fmt.Sprintf("must be 0..%d (got %d)", MaxSleep.Milliseconds(), a.MS)}
+	}
+	return nil
+}
+
 // FailArgs are FailJob's args: {"kind": "transient|authentication|runtime",
-// "message": "…"}.
+// "message": "…"}, both optional (runtime, and a stock message).
 type FailArgs struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	Kind    string `json:"kind,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Validate checks the kind.
+func (a *FailArgs) Validate() error {
+	if a.Kind == "" || fault.Kind(a.Kind).Valid() {
+		return nil
+	}
+	return &ArgsError{Field: "kind", Reason: fmt.Sprintf("must be transient, authentication or runtime (got %q)", a.Kind)}
 }
 
 // MaxSleep bounds SleepJob.
 const MaxSleep = time.Hour
 
-// RegisterBuiltins registers NoopJob, SleepJob and FailJob.
+// RegisterBuiltins registers NoopJob (free-form args, ignored), SleepJob
+// and FailJob.
 func RegisterBuiltins(r *Registry) error {
 	return errors.Join(
-		r.Register(Class{Name: NoopJob, Queue: "default", Handler: HandlerFunc(func(context.Context, *queue.Job) error {
+		r.Register(Class{Name: NoopJob, Queue: "default", Args: FreeForm, Handler: HandlerFunc(func(context.Context, *queue.Job) error {
 			return nil
 		})}),
 		r.Register(Class{Name: SleepJob, Queue: "default", Handler: Typed(func(ctx context.Context, _ *queue.Job, a SleepArgs) error {
-			d := time.Duration(a.MS) * time.Millisecond
-			if d < 0 || d > MaxSleep {
-				return Discard(fmt.Errorf("ms must be 0..%d (got %d)", MaxSleep.Milliseconds(), a.MS))
-			}
-			t := time.NewTimer(d)
+			t := time.NewTimer(time.Duration(a.MS) * time.Millisecond)
 			defer t.Stop()
 			select {
 			case <-t.C:
@@ -54,13 +68,7 @@ func RegisterBuiltins(r *Registry) error {
 			}
 		})}),
 		r.Register(Class{Name: FailJob, Queue: "default", Handler: Typed(func(_ context.Context, _ *queue.Job, a FailArgs) error {
-			kind := fault.Kind(a.Kind)
-			switch {
-			case kind == "":
-				kind = fault.Runtime
-			case !kind.Valid():
-				return Discard(fmt.Errorf("kind must be transient, authentication or runtime (got %q)", a.Kind))
-			}
+			kind := cmp.Or(fault.Kind(a.Kind), fault.Runtime)
 			msg := a.Message
 			if msg == "" {
 				msg = "FailJob failed on purpose"

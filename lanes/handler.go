@@ -1,9 +1,7 @@
 package lanes
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -36,22 +34,37 @@ func Chain(h Handler, mw ...Middleware) Handler {
 	return h
 }
 
-// Typed adapts a function that takes decoded args. The job's JSON args are
-// decoded into T with unknown fields refused; args that do not decode discard
-// the job (retrying cannot fix them).
+// Typed adapts a function that takes decoded args of type T, and declares
+// T as its class's args (Register reads it from the handler): NewJob
+// refuses args that do not decode into T, with the rules of ArgsOf. Args
+// that still do not decode when the job runs (a job enqueued before T
+// changed) discard the job: retrying cannot fix them.
 func Typed[T any](fn func(ctx context.Context, job *queue.Job, args T) error) Handler {
-	return HandlerFunc(func(ctx context.Context, job *queue.Job) error {
-		var args T
-		if len(job.Args) > 0 {
-			dec := json.NewDecoder(bytes.NewReader(job.Args))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&args); err != nil {
-				return Discard(fmt.Errorf("args of %s: %w", job.Class, err))
-			}
-		}
-		return fn(ctx, job, args)
-	})
+	return typedHandler[T]{spec: typedOf[T](), fn: fn}
 }
+
+type typedHandler[T any] struct {
+	spec *typedArgs[T]
+	fn   func(ctx context.Context, job *queue.Job, args T) error
+}
+
+func (h typedHandler[T]) Perform(ctx context.Context, job *queue.Job) error {
+	args, err := h.spec.decode(job.Args)
+	if err != nil {
+		return Discard(fmt.Errorf("%s: %w", job.Class, err))
+	}
+	return h.fn(ctx, job, args)
+}
+
+// DeclaredArgs is implemented by handlers that declare their class's args
+// (Typed does); Register takes a class's Args from it when the class leaves
+// Args nil.
+type DeclaredArgs interface {
+	Args() Args
+}
+
+// Args returns T's declaration.
+func (h typedHandler[T]) Args() Args { return h.spec }
 
 // discardError marks an error after which the job must not be retried.
 type discardError struct{ err error }

@@ -140,7 +140,7 @@ func TestBuiltinsRunToTheirOutcome(t *testing.T) {
 		t.Fatalf("authentication failure was retried: %+v", j)
 	}
 	j = r.waitState(badArgs, queue.StateDead)
-	if !strings.Contains(j.Errors[0].Message, "unknown field") {
+	if !strings.Contains(j.Errors[0].Message, "unknown arg") {
 		t.Fatalf("bad args: %+v", j.Errors)
 	}
 }
@@ -149,14 +149,14 @@ func TestPanicTimeoutSnoozeUnknownClass(t *testing.T) {
 	t.Parallel()
 	released := make(chan struct{})
 	r := newRig(t, oneLane("q"), Options{},
-		Class{Name: "Panics", Queue: "q", Handler: HandlerFunc(func(context.Context, *queue.Job) error {
+		Class{Name: "Panics", Queue: "q", Args: FreeForm, Handler: HandlerFunc(func(context.Context, *queue.Job) error {
 			panic("kaboom")
 		})},
-		Class{Name: "Slow", Queue: "q", Timeout: 10 * time.Millisecond, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
+		Class{Name: "Slow", Queue: "q", Args: FreeForm, Timeout: 10 * time.Millisecond, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
 			<-ctx.Done()
 			return ctx.Err()
 		})},
-		Class{Name: "Sleepy", Queue: "q", Handler: HandlerFunc(func(_ context.Context, j *queue.Job) error {
+		Class{Name: "Sleepy", Queue: "q", Args: FreeForm, Handler: HandlerFunc(func(_ context.Context, j *queue.Job) error {
 			if j.Attempt == 1 && string(j.Args) != `"again"` {
 				return Snooze(time.Hour)
 			}
@@ -207,8 +207,8 @@ func TestMiddlewareSeesEveryAttempt(t *testing.T) {
 		})
 	}
 	r := newRig(t, oneLane("q"), Options{Middleware: []Middleware{outer, record}},
-		Class{Name: "Panics", Queue: "q", Handler: HandlerFunc(func(context.Context, *queue.Job) error { panic("p") })},
-		Class{Name: "MiddlewarePanics", Queue: "q", Handler: HandlerFunc(func(context.Context, *queue.Job) error { return nil })},
+		Class{Name: "Panics", Queue: "q", Args: FreeForm, Handler: HandlerFunc(func(context.Context, *queue.Job) error { panic("p") })},
+		Class{Name: "MiddlewarePanics", Queue: "q", Args: FreeForm, Handler: HandlerFunc(func(context.Context, *queue.Job) error { return nil })},
 	)
 	r.pool.Start()
 	r.waitState(r.enqueue(NoopJob, "q", ""), queue.StateDone)
@@ -257,7 +257,7 @@ func TestStopCancelsAfterTimeoutAndSpendsNoAttempt(t *testing.T) {
 	started := make(chan struct{}, 10)
 	r := newRig(t, Topology{Lanes: []Lane{{Name: "main", Queues: []string{"q"}, Concurrency: 1}}},
 		Options{ShutdownTimeout: 20 * time.Millisecond},
-		Class{Name: "Forever", Queue: "q", Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
+		Class{Name: "Forever", Queue: "q", Args: FreeForm, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
 			started <- struct{}{}
 			<-ctx.Done()
 			return ctx.Err()
@@ -283,7 +283,7 @@ func TestStopWaitsForRunningJobs(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{})
 	r := newRig(t, oneLane("q"), Options{ShutdownTimeout: time.Hour},
-		Class{Name: "Blocks", Queue: "q", Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
+		Class{Name: "Blocks", Queue: "q", Args: FreeForm, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
 			close(started)
 			<-release
 			return nil
@@ -307,15 +307,16 @@ func TestRegistryRefusesMistakes(t *testing.T) {
 	t.Parallel()
 	reg := NewRegistry()
 	h := HandlerFunc(func(context.Context, *queue.Job) error { return nil })
-	if err := reg.Register(Class{Name: "A", Queue: "q", Handler: h}); err != nil {
+	if err := reg.Register(Class{Name: "A", Queue: "q", Handler: h, Args: NoArgs}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []Class{
-		{Name: "A", Queue: "q", Handler: h},
-		{Name: "", Queue: "q", Handler: h},
-		{Name: "B", Queue: "", Handler: h},
-		{Name: "C", Queue: "q"},
-		{Name: "D", Queue: "q", Handler: h, Timeout: -1},
+		{Name: "A", Queue: "q", Handler: h, Args: NoArgs},
+		{Name: "", Queue: "q", Handler: h, Args: NoArgs},
+		{Name: "B", Queue: "", Handler: h, Args: NoArgs},
+		{Name: "C", Queue: "q", Args: NoArgs},
+		{Name: "D", Queue: "q", Handler: h, Timeout: -1, Args: NoArgs},
+		{Name: "E", Queue: "q", Handler: h},
 	} {
 		if err := reg.Register(c); err == nil {
 			t.Errorf("registered %+v", c)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"conveyor/queue"
 )
 
 // DefaultTimeout is how long an attempt may run when its class does not say.
@@ -25,6 +27,11 @@ type Class struct {
 	// Backoff gives the wait before the retry that follows failed attempt n
 	// (1-based). Default: Sidekiq's curve, SidekiqBackoff.
 	Backoff func(attempt int) time.Duration
+	// Args declares the args the class takes, checked at every enqueue
+	// (NewJob). Nil takes the handler's declaration (Typed handlers have
+	// one); a class that declares none is refused: say FreeForm when the
+	// class takes any JSON.
+	Args Args
 }
 
 // Registry maps class names to classes. It is safe for concurrent use.
@@ -48,6 +55,15 @@ func (r *Registry) Register(c Class) error {
 		return fmt.Errorf("lanes: register %s: queue is required", c.Name)
 	case c.Timeout < 0 || c.MaxAttempts < 0:
 		return fmt.Errorf("lanes: register %s: timeout and max attempts must not be negative", c.Name)
+	case c.MaxAttempts > queue.MaxAttemptsLimit:
+		return fmt.Errorf("lanes: register %s: max attempts must be at most %d (got %d)", c.Name, queue.MaxAttemptsLimit, c.MaxAttempts)
+	}
+	if c.Args == nil {
+		d, ok := c.Handler.(DeclaredArgs)
+		if !ok {
+			return fmt.Errorf("lanes: register %s: the class declares no args: use a Typed handler, or set Args (ArgsOf[T](), NoArgs, or FreeForm for any JSON)", c.Name)
+		}
+		c.Args = d.Args()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -82,8 +82,8 @@ func (s *Store) normalize(nj *NewJob) *ValidationError {
 		return bad("max_attempts", "must be positive (got %d)", nj.MaxAttempts)
 	case nj.MaxAttempts == 0:
 		nj.MaxAttempts = s.opts.DefaultMaxAttempts
-	case nj.MaxAttempts > 1000:
-		return bad("max_attempts", "at most 1000 (got %d)", nj.MaxAttempts)
+	case nj.MaxAttempts > MaxAttemptsLimit:
+		return bad("max_attempts", "at most %d (got %d)", MaxAttemptsLimit, nj.MaxAttempts)
 	}
 	// Times are stored as Unix nanoseconds, which end in 2262.
 	if !nj.RunAt.IsZero() && (nj.RunAt.Year() < 1970 || nj.RunAt.Year() >= 2200) {

@@ -113,6 +113,10 @@ const (
 	CtxStep       = "step"
 )
 
+// MaxAttemptsLimit is the most attempts a job may have: an enqueue asking
+// for more is refused.
+const MaxAttemptsLimit = 1000
+
 // NewJob describes a job to enqueue.
 type NewJob struct {
 	Class string

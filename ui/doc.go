@@ -52,6 +52,12 @@
 // 2200); in_seconds is a non-negative number of seconds from now, fractions
 // allowed; giving both is an error. max_attempts is 1..1000 and defaults to
 // the class's MaxAttempts, else the store's. context is an object of strings.
+// args must be what the class declares (lanes.Class.Args): an unknown arg, a
+// value of the wrong type, a missing required arg or a value out of range is
+// a 422 whose field is "args.<name>" and whose message names the class, so a
+// job that could never run is never created. The registry's NewJob is the
+// one place these checks and the class's defaults live; the schedule, the
+// fan-outs and the failure retrier use it too.
 // When unique_key is held by an unfinished job nothing is created and the
 // answer is 200 with "duplicate":true and the holder's id and state. A batch
 // ({"jobs":[…]}, at most MaxBatchJobs) is decoded and checked whole before the
@@ -92,7 +98,8 @@
 //	405  a method the path does not take (with Allow)
 //	409  retry or discard of a running job; retry of a ready or done job
 //	413  a body over Config.MaxBodyBytes (one job) or MaxBatchBytes (batch)
-//	422  validation: missing or unknown class, a queue no lane serves, a bad
+//	422  validation: missing or unknown class, args the class does not take
+//	     (field args.<name>), a queue no lane serves, a bad
 //	     or out-of-range time, run_at with in_seconds, max_attempts out of
 //	     range, the store's own checks (args size, unique_key, context), a
 //	     missing or unknown state, a bad size, page other than 1, an empty or

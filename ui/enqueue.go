@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -72,35 +71,22 @@ func decodeEnqueue(r io.Reader, prefix string) (enqueueRequest, error) {
 	return req, nil
 }
 
-// buildJob checks what the store cannot know (the class is registered, a lane
-// serves the queue, the times) and fills the class's defaults. The store
-// checks the rest (args size, names, unique key, context) before writing
-// anything. Fields in errors are unprefixed.
+// buildJob reads the request's times and hands the rest to the registry's
+// NewJob, the one place a job is made from (class, args, options): it
+// checks the class, its args, the queue and max attempts, and fills the
+// class's defaults. The store checks the rest (args size, names, unique
+// key, context) before writing anything. Fields in errors are unprefixed.
 func buildJob(req enqueueRequest, reg *lanes.Registry, topo lanes.Topology, now time.Time) (queue.NewJob, error) {
-	if req.Class == "" {
-		return queue.NewJob{}, invalid("class", "is required")
-	}
-	cls, ok := reg.Lookup(req.Class)
-	if !ok {
-		return queue.NewJob{}, invalid("class", "unknown class %q%s", req.Class, suggest(req.Class, reg.Names()))
-	}
-	nj := queue.NewJob{
-		Class: req.Class, Queue: req.Queue, Args: req.Args, UniqueKey: req.UniqueKey,
-		Context: req.Context, MaxAttempts: cls.MaxAttempts,
-	}
-	if nj.Queue == "" {
-		nj.Queue = cls.Queue
-		if _, ok := topo.LaneOf(nj.Queue); !ok {
-			return queue.NewJob{}, invalid("queue", "class %s goes to queue %q, which no lane serves: name a queue", req.Class, nj.Queue)
-		}
-	} else if _, ok := topo.LaneOf(nj.Queue); !ok {
-		return queue.NewJob{}, invalid("queue", "unknown queue %q: no lane serves it%s", nj.Queue, suggest(nj.Queue, topo.Queues()))
-	}
+	jr := lanes.JobRequest{Class: req.Class, Queue: req.Queue, Args: req.Args, UniqueKey: req.UniqueKey, Context: req.Context}
 	if req.MaxAttempts != nil {
-		if n := *req.MaxAttempts; n < 1 || n > 1000 {
-			return queue.NewJob{}, invalid("max_attempts", "must be 1..1000 (got %d)", n)
+		if *req.MaxAttempts == 0 {
+			return queue.NewJob{}, invalid("max_attempts", "must be 1..%d (got 0)", queue.MaxAttemptsLimit)
 		}
-		nj.MaxAttempts = *req.MaxAttempts
+		jr.MaxAttempts = *req.MaxAttempts
+	}
+	nj, err := reg.NewJob(topo, jr)
+	if err != nil {
+		return queue.NewJob{}, err
 	}
 	switch {
 	case req.RunAt != nil && req.InSeconds != nil:
@@ -124,16 +110,6 @@ func buildJob(req enqueueRequest, reg *lanes.Registry, topo lanes.Topology, now 
 		}
 	}
 	return nj, nil
-}
-
-// suggest proposes a known name that differs only in case.
-func suggest(name string, known []string) string {
-	for _, k := range known {
-		if strings.EqualFold(k, name) {
-			return fmt.Sprintf(" (did you mean %q?)", k)
-		}
-	}
-	return ""
 }
 
 // enqueue serves POST /api/v1/jobs.

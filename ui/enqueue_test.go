@@ -15,11 +15,11 @@ import (
 )
 
 // syncClass is a class with its own queue and attempts, to see defaults apply.
-var syncClass = lanes.Class{Name: "SyncAccountJob", Queue: "sync", MaxAttempts: 5,
+var syncClass = lanes.Class{Name: "SyncAccountJob", Queue: "sync", MaxAttempts: 5, Args: lanes.FreeForm,
 	Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })}
 
 // strandedClass goes to a queue no lane serves.
-var strandedClass = lanes.Class{Name: "StrandedJob", Queue: "nowhere",
+var strandedClass = lanes.Class{Name: "StrandedJob", Queue: "nowhere", Args: lanes.NoArgs,
 	Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })}
 
 func TestEnqueue(t *testing.T) {
@@ -148,6 +148,12 @@ func TestEnqueueErrors(t *testing.T) {
 		{"args over the store's limit", `{"class":"NoopJob","args":"` + strings.Repeat("y", 100) + `"}`, 422, "args"},
 		{"unique_key too long", `{"class":"NoopJob","unique_key":"` + strings.Repeat("u", 600) + `"}`, 422, "unique_key"},
 		{"context too big", `{"class":"NoopJob","context":` + string(ctxJSON) + `}`, 422, "context"},
+		{"an arg the class does not take", `{"class":"SleepJob","args":{"ms":15,"n":3}}`, 422, "args.n"},
+		{"an arg of the wrong type", `{"class":"SleepJob","args":{"ms":"15"}}`, 422, "args.ms"},
+		{"a required arg missing", `{"class":"SleepJob","args":{}}`, 422, "args.ms"},
+		{"no args for a class that needs them", `{"class":"SleepJob"}`, 422, "args.ms"},
+		{"an arg out of range", `{"class":"SleepJob","args":{"ms":-1}}`, 422, "args.ms"},
+		{"args not an object", `{"class":"SleepJob","args":[15]}`, 422, "args"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := r.counts()
@@ -166,6 +172,12 @@ func TestEnqueueErrors(t *testing.T) {
 	e := wantError(t, r.call("POST", "/api/v1/jobs", `{"class":"noopjob"}`), 422, "class")
 	if !strings.Contains(e.Error, `did you mean "NoopJob"`) {
 		t.Errorf("no suggestion: %q", e.Error)
+	}
+	// The issue's request: accepted before, it went dead on its first
+	// attempt. Now the answer names the class and the field.
+	e = wantError(t, r.call("POST", "/api/v1/jobs", `{"class":"SleepJob","args":{"ms":15,"n":3}}`), 422, "args.n")
+	if !strings.Contains(e.Error, "SleepJob") || !strings.Contains(e.Error, "unknown arg") {
+		t.Errorf("message %q does not name the class and what is wrong", e.Error)
 	}
 }
 
@@ -214,6 +226,7 @@ func TestBatchAllOrNothing(t *testing.T) {
 		{"unknown queue", `{"jobs":[` + good + `,{"class":"NoopJob","queue":"x"}]}`, 422, "jobs[2].queue"},
 		{"bad time", `{"jobs":[` + good + `,{"class":"NoopJob","run_at":"soon"}]}`, 422, "jobs[2].run_at"},
 		{"store validation", `{"jobs":[` + good + `,{"class":"NoopJob","unique_key":"` + strings.Repeat("k", 600) + `"}]}`, 422, "jobs[2].unique_key"},
+		{"bad args", `{"jobs":[` + good + `,{"class":"SleepJob","args":{"ms":1,"n":3}}]}`, 422, "jobs[2].args.n"},
 		{"wrong type", `{"jobs":[` + good + `,{"class":["NoopJob"]}]}`, 400, "jobs[2].class"},
 		{"unknown field", `{"jobs":[` + good + `,{"class":"NoopJob","prio":1}]}`, 400, "jobs[2].prio"},
 		{"null job", `{"jobs":[` + good + `,null]}`, 422, "jobs[2].class"},

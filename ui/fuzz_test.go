@@ -44,8 +44,8 @@ func FuzzDecodeEnqueue(f *testing.F) {
 		f.Fatal(err)
 	}
 	noop := lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })
-	reg.MustRegister(lanes.Class{Name: "SyncAccountJob", Queue: "sync", MaxAttempts: 5, Handler: noop})
-	reg.MustRegister(lanes.Class{Name: "StrandedJob", Queue: "nowhere", Handler: noop})
+	reg.MustRegister(lanes.Class{Name: "SyncAccountJob", Queue: "sync", Args: lanes.FreeForm, MaxAttempts: 5, Handler: noop})
+	reg.MustRegister(lanes.Class{Name: "StrandedJob", Queue: "nowhere", Args: lanes.FreeForm, Handler: noop})
 	topo := lanes.DefaultTopology()
 
 	f.Fuzz(func(t *testing.T, body []byte) {

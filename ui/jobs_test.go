@@ -194,7 +194,7 @@ func TestJobActionsWithWorkers(t *testing.T) {
 // listed job, and that a queue no lane serves shows none.
 func TestListShowsLanes(t *testing.T) {
 	t.Parallel()
-	ai := lanes.Class{Name: "AnalyzeJob", Queue: "ai_visual_queue",
+	ai := lanes.Class{Name: "AnalyzeJob", Queue: "ai_visual_queue", Args: lanes.FreeForm,
 		Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })}
 	r := newRig(t, rigOpts{classes: []lanes.Class{ai}})
 	r.enqueue(`{"class":"AnalyzeJob","args":{"media_id":1}}`)

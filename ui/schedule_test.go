@@ -65,7 +65,7 @@ func newScheduleRig(t *testing.T) *scheduleRig {
 	noop := lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })
 	sr.rig = newRig(t, rigOpts{
 		store:   queue.Options{Now: clk.Now},
-		classes: []lanes.Class{{Name: "CheckQueueHealthJob", Queue: "maintenance", Handler: noop}},
+		classes: []lanes.Class{{Name: "CheckQueueHealthJob", Queue: "maintenance", Args: lanes.FreeForm, Handler: noop}},
 		cfg: func(c *Config) {
 			s, err := cron.NewScheduler(cron.Options{
 				Entries: entries, Store: c.Store, DB: db, Registry: c.Registry, Topology: c.Topology,

@@ -198,5 +198,9 @@ func (r *Retrier) AutoRetryClass(opts AutoRetryOptions) (lanes.Class, error) {
 		}
 		return err
 	})
-	return lanes.Class{Name: RetryFailedJob, Queue: RetryFailedQueue, Handler: h, Timeout: 10 * time.Minute}, nil
+	args := lanes.ArgsFunc(`none, {} or {"after_id": N} with N >= 0`, func(raw json.RawMessage) error {
+		_, err := parseAutoRetryArgs(raw)
+		return err
+	})
+	return lanes.Class{Name: RetryFailedJob, Queue: RetryFailedQueue, Handler: h, Timeout: 10 * time.Minute, Args: args}, nil
 }

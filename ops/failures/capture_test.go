@@ -24,7 +24,7 @@ func (e httpStatus) StatusCode() int { return int(e) }
 
 func TestCaptureRecordsFailures(t *testing.T) {
 	t.Parallel()
-	r := newFailRig(t, failRigOpts{classes: []lanes.Class{{Name: "SlowJob", Queue: "sync", Timeout: 2 * time.Second,
+	r := newFailRig(t, failRigOpts{classes: []lanes.Class{{Name: "SlowJob", Queue: "sync", Args: lanes.FreeForm, Timeout: 2 * time.Second,
 		Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })}}})
 	expired, cancel := context.WithDeadline(t.Context(), time.Unix(1, 0))
 	defer cancel()
@@ -240,8 +240,8 @@ func TestCaptureSettlesOutcomesThroughTheLanes(t *testing.T) {
 	t.Parallel()
 	noWait := func(int) time.Duration { return 0 }
 	r := newFailRig(t, failRigOpts{realClock: true, pool: true, classes: []lanes.Class{
-		{Name: "FlakyJob", Queue: "sync", Handler: flaky(2), Backoff: noWait},
-		{Name: "AuthJob", Queue: "sync", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return httpStatus(401) }), Backoff: noWait},
+		{Name: "FlakyJob", Queue: "sync", Args: lanes.FreeForm, Handler: flaky(2), Backoff: noWait},
+		{Name: "AuthJob", Queue: "sync", Args: lanes.FreeForm, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return httpStatus(401) }), Backoff: noWait},
 	}})
 	sub, cancel := r.bus.Subscribe()
 	defer cancel()

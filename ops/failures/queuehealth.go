@@ -241,9 +241,9 @@ func queueHealthCheck(st QueueStatus) *data.HealthCheck {
 	return hc
 }
 
-// Class is CheckQueueHealthJob: one Check per run. Its args are ignored.
+// Class is CheckQueueHealthJob: one Check per run. It takes no args.
 func (q *QueueHealth) Class() lanes.Class {
-	return lanes.Class{Name: QueueHealthJob, Queue: QueueHealthQueue, Timeout: time.Minute,
+	return lanes.Class{Name: QueueHealthJob, Queue: QueueHealthQueue, Timeout: time.Minute, Args: lanes.NoArgs,
 		Handler: lanes.HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
 			_, err := q.Check(ctx)
 			return err

@@ -218,7 +218,6 @@ func (r *Retrier) retry(ctx context.Context, id int64, mode retryMode) (RetryRes
 // retryPlan is what check decided: revive the job, or enqueue a new one.
 type retryPlan struct {
 	revive bool
-	class  lanes.Class
 }
 
 // refusal builds a refusal and, when status is set, records it in the
@@ -275,8 +274,7 @@ func (r *Retrier) check(ctx context.Context, f *data.Failure, mode retryMode) (r
 	if e := statusRefusal(f, mode); e != nil {
 		return retryPlan{}, e
 	}
-	cls, ok := r.reg.Lookup(f.Class)
-	if !ok {
+	if _, ok := r.reg.Lookup(f.Class); !ok {
 		return retryPlan{}, r.refusal(ctx, f, RefusedClassUnregistered, data.RetryRefused,
 			fmt.Sprintf("no handler is registered for class %s", f.Class))
 	}
@@ -322,7 +320,7 @@ func (r *Retrier) check(ctx context.Context, f *data.Failure, mode retryMode) (r
 	if err != nil {
 		return retryPlan{}, err
 	}
-	plan := retryPlan{class: cls}
+	var plan retryPlan
 	switch {
 	case j == nil:
 		if ArgsTruncated(f.Args) {
@@ -418,8 +416,10 @@ func (r *Retrier) act(ctx context.Context, f *data.Failure, plan retryPlan, mode
 				Detail: fmt.Sprintf("job %d is gone and its args were too large to keep", f.JobID)})
 		}
 	}
-	nj := queue.NewJob{Class: f.Class, Queue: f.Queue, Args: f.Args, MaxAttempts: plan.class.MaxAttempts,
-		Context: retryContext(f)}
+	nj, err := r.reg.NewJob(r.topo, lanes.JobRequest{Class: f.Class, Queue: f.Queue, Args: f.Args, Context: retryContext(f)})
+	if err != nil {
+		return undo(fmt.Errorf("failures: retry failure %d: %w", f.ID, err))
+	}
 	out, err := r.store.Enqueue(ctx, nj)
 	if err != nil {
 		return undo(fmt.Errorf("failures: retry failure %d: enqueue: %w", f.ID, err))

@@ -160,7 +160,7 @@ func TestRetryRefusals(t *testing.T) {
 
 func TestRetryRevivesOrEnqueues(t *testing.T) {
 	t.Parallel()
-	r := newFailRig(t, failRigOpts{classes: []lanes.Class{{Name: "SyncJob", Queue: "sync", MaxAttempts: 7,
+	r := newFailRig(t, failRigOpts{classes: []lanes.Class{{Name: "SyncJob", Queue: "sync", Args: lanes.FreeForm, MaxAttempts: 7,
 		Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })}}})
 	ctx := t.Context()
 	sub, cancel := r.bus.Subscribe()
@@ -229,7 +229,7 @@ func TestRetryRefusedThenFixed(t *testing.T) {
 	if _, err := r.retrier.Retry(t.Context(), f.ID); !errors.Is(err, ErrRetryRefused) {
 		t.Fatalf("unregistered class: %v", err)
 	}
-	r.reg.MustRegister(lanes.Class{Name: "LateJob", Queue: "sync", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })})
+	r.reg.MustRegister(lanes.Class{Name: "LateJob", Queue: "sync", Args: lanes.FreeForm, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error { return nil })})
 	if res, err := r.retrier.Retry(t.Context(), f.ID); err != nil || res.JobID == 0 {
 		t.Fatalf("after registering: %+v %v", res, err)
 	}
@@ -274,7 +274,7 @@ func TestRetryLoopThroughTheLanes(t *testing.T) {
 	t.Parallel()
 	var broken atomic.Bool
 	broken.Store(true)
-	r := newFailRig(t, failRigOpts{realClock: true, pool: true, classes: []lanes.Class{{Name: "DepJob", Queue: "sync", MaxAttempts: 1,
+	r := newFailRig(t, failRigOpts{realClock: true, pool: true, classes: []lanes.Class{{Name: "DepJob", Queue: "sync", Args: lanes.FreeForm, MaxAttempts: 1,
 		Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
 			if broken.Load() {
 				return httpStatus(502)

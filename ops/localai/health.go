@@ -437,6 +437,7 @@ func (h *Health) Class() lanes.Class {
 		Queue:       HealthQueue,
 		Timeout:     aiHealthJobTimeout,
 		MaxAttempts: 1,
+		Args:        lanes.NoArgs,
 		Handler: lanes.HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
 			st, err := h.Check(ctx)
 			if err != nil {
