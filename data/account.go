@@ -10,38 +10,93 @@ import (
 )
 
 // Account is an account the schedules fan out over, with its switches.
+// An account is enabled unless Disabled (so the zero Account is enabled);
+// each orchestrator fans out only to enabled accounts whose switch for it
+// is on (AccountsForFanOut).
 type Account struct {
 	ID                   int64
 	Username             string
+	Disabled             bool // the enabled column, negated: nothing is fanned out to it
 	ContinuousProcessing bool // feed capture every FEED_SYNC_INTERVAL
 	StoryAutoReply       bool
 	FeedAutoEngagement   bool
 	ProfileScan          bool
+	FollowGraphSync      bool
+	AvatarSync           bool
+	ProfileRefresh       bool
 	Settings             json.RawMessage // a JSON object for everything else; "{}" when empty
 	NextFeedSyncAt       time.Time       // zero: due now
+	LastFeedCaptureAt    time.Time       // when the coordinator last enqueued a feed capture
 	LastSyncAt           time.Time
 	LastSyncResult       string
 	CreatedAt            time.Time
 	UpdatedAt            time.Time
 }
 
-const accountColumns = `id, username, continuous_processing, story_auto_reply, feed_auto_engagement, profile_scan,
-	settings, next_feed_sync_at, last_sync_at, last_sync_result, created_at, updated_at`
+// Switch names one of an account's automation switches: its column.
+type Switch string
+
+// The switches, one per orchestrator of the job catalog.
+const (
+	SwitchContinuousProcessing Switch = "continuous_processing"
+	SwitchStoryAutoReply       Switch = "story_auto_reply"
+	SwitchFeedAutoEngagement   Switch = "feed_auto_engagement"
+	SwitchProfileScan          Switch = "profile_scan"
+	SwitchFollowGraphSync      Switch = "follow_graph_sync"
+	SwitchAvatarSync           Switch = "avatar_sync"
+	SwitchProfileRefresh       Switch = "profile_refresh"
+)
+
+// Switches lists every switch, in column order.
+func Switches() []Switch {
+	return []Switch{SwitchContinuousProcessing, SwitchStoryAutoReply, SwitchFeedAutoEngagement, SwitchProfileScan,
+		SwitchFollowGraphSync, SwitchAvatarSync, SwitchProfileRefresh}
+}
+
+// Switch returns a pointer to the account's field for sw, nil for an
+// unknown switch.
+func (a *Account) Switch(sw Switch) *bool {
+	switch sw {
+	case SwitchContinuousProcessing:
+		return &a.ContinuousProcessing
+	case SwitchStoryAutoReply:
+		return &a.StoryAutoReply
+	case SwitchFeedAutoEngagement:
+		return &a.FeedAutoEngagement
+	case SwitchProfileScan:
+		return &a.ProfileScan
+	case SwitchFollowGraphSync:
+		return &a.FollowGraphSync
+	case SwitchAvatarSync:
+		return &a.AvatarSync
+	case SwitchProfileRefresh:
+		return &a.ProfileRefresh
+	}
+	return nil
+}
+
+const accountColumns = `id, username, enabled, continuous_processing, story_auto_reply, feed_auto_engagement, profile_scan,
+	follow_graph_sync, avatar_sync, profile_refresh,
+	settings, next_feed_sync_at, last_feed_capture_at, last_sync_at, last_sync_result, created_at, updated_at`
 
 func scanAccount(s scanner) (*Account, error) {
 	var (
-		a                Account
-		cp, sar, fae, ps int
-		settings         string
-		next, last       sql.NullInt64
-		created, updated int64
+		a                    Account
+		en, cp, sar, fae, ps int
+		fgs, av, pr          int
+		settings             string
+		next, capt, last     sql.NullInt64
+		created, updated     int64
 	)
-	if err := s.Scan(&a.ID, &a.Username, &cp, &sar, &fae, &ps, &settings, &next, &last, &a.LastSyncResult, &created, &updated); err != nil {
+	if err := s.Scan(&a.ID, &a.Username, &en, &cp, &sar, &fae, &ps, &fgs, &av, &pr, &settings, &next, &capt, &last,
+		&a.LastSyncResult, &created, &updated); err != nil {
 		return nil, err
 	}
+	a.Disabled = en == 0
 	a.ContinuousProcessing, a.StoryAutoReply, a.FeedAutoEngagement, a.ProfileScan = cp != 0, sar != 0, fae != 0, ps != 0
+	a.FollowGraphSync, a.AvatarSync, a.ProfileRefresh = fgs != 0, av != 0, pr != 0
 	a.Settings = json.RawMessage(settings)
-	a.NextFeedSyncAt, a.LastSyncAt = fromMS(next), fromMS(last)
+	a.NextFeedSyncAt, a.LastFeedCaptureAt, a.LastSyncAt = fromMS(next), fromMS(capt), fromMS(last)
 	a.CreatedAt, a.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return &a, nil
 }
@@ -69,11 +124,13 @@ func (db *DB) CreateAccount(ctx context.Context, a *Account) error {
 	now := db.nowUTC()
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO accounts
-			(username, continuous_processing, story_auto_reply, feed_auto_engagement, profile_scan, settings,
+			(username, enabled, continuous_processing, story_auto_reply, feed_auto_engagement, profile_scan,
+			 follow_graph_sync, avatar_sync, profile_refresh, settings,
 			 next_feed_sync_at, last_sync_at, last_sync_result, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			a.Username, boolInt(a.ContinuousProcessing), boolInt(a.StoryAutoReply), boolInt(a.FeedAutoEngagement),
-			boolInt(a.ProfileScan), string(a.Settings), ms(a.NextFeedSyncAt), ms(a.LastSyncAt), a.LastSyncResult,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			a.Username, boolInt(!a.Disabled), boolInt(a.ContinuousProcessing), boolInt(a.StoryAutoReply),
+			boolInt(a.FeedAutoEngagement), boolInt(a.ProfileScan), boolInt(a.FollowGraphSync), boolInt(a.AvatarSync),
+			boolInt(a.ProfileRefresh), string(a.Settings), ms(a.NextFeedSyncAt), ms(a.LastSyncAt), a.LastSyncResult,
 			now.UnixMilli(), now.UnixMilli()).Scan(&a.ID)
 	})
 	if err != nil {
@@ -83,8 +140,8 @@ func (db *DB) CreateAccount(ctx context.Context, a *Account) error {
 	return nil
 }
 
-// UpdateAccount saves the username, switches and settings of a (the
-// operator's edits). Sync bookkeeping has its own methods. It returns
+// UpdateAccount saves the username, enabled, switches and settings of a
+// (the operator's edits). Sync bookkeeping has its own methods. It returns
 // ErrNotFound when there is no such account.
 func (db *DB) UpdateAccount(ctx context.Context, a *Account) error {
 	if err := a.validate(); err != nil {
@@ -92,11 +149,13 @@ func (db *DB) UpdateAccount(ctx context.Context, a *Account) error {
 	}
 	now := db.nowUTC()
 	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET username = ?, continuous_processing = ?,
-			story_auto_reply = ?, feed_auto_engagement = ?, profile_scan = ?, settings = ?, updated_at = ?
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET username = ?, enabled = ?, continuous_processing = ?,
+			story_auto_reply = ?, feed_auto_engagement = ?, profile_scan = ?, follow_graph_sync = ?, avatar_sync = ?,
+			profile_refresh = ?, settings = ?, updated_at = ?
 			WHERE id = ?`,
-			a.Username, boolInt(a.ContinuousProcessing), boolInt(a.StoryAutoReply), boolInt(a.FeedAutoEngagement),
-			boolInt(a.ProfileScan), string(a.Settings), now.UnixMilli(), a.ID)
+			a.Username, boolInt(!a.Disabled), boolInt(a.ContinuousProcessing), boolInt(a.StoryAutoReply),
+			boolInt(a.FeedAutoEngagement), boolInt(a.ProfileScan), boolInt(a.FollowGraphSync), boolInt(a.AvatarSync),
+			boolInt(a.ProfileRefresh), string(a.Settings), now.UnixMilli(), a.ID)
 		if err != nil {
 			return fmt.Errorf("data: update account %d: %w", a.ID, err)
 		}
@@ -127,15 +186,48 @@ func (db *DB) AccountsAfter(ctx context.Context, afterID int64, limit int) ([]*A
 	return db.accounts(ctx, `SELECT `+accountColumns+` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
 }
 
-// DueFeedSyncs returns up to limit accounts with continuous processing on
-// whose next feed sync is due at now (or was never set), the longest-waiting
-// first.
+// AccountByUsername returns one account, or ErrNotFound.
+func (db *DB) AccountByUsername(ctx context.Context, username string) (*Account, error) {
+	a, err := scanAccount(db.r.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE username = ?`, username))
+	if err != nil {
+		return nil, notFound(err, "account", username)
+	}
+	return a, nil
+}
+
+// AccountsForFanOut returns up to limit enabled accounts whose switch sw
+// is on, with id > afterID, in ascending id order: the batches of an
+// orchestrator's fan-out (the seed's ScheduledAccountBatching).
+func (db *DB) AccountsForFanOut(ctx context.Context, sw Switch, afterID int64, limit int) ([]*Account, error) {
+	if limit <= 0 || limit > 10_001 {
+		return nil, &FilterError{Param: "limit", Reason: "must be between 1 and 10001"}
+	}
+	var a Account
+	if a.Switch(sw) == nil {
+		return nil, &FilterError{Param: "switch", Reason: fmt.Sprintf("%q is not an account switch", sw)}
+	}
+	return db.accounts(ctx, `SELECT `+accountColumns+` FROM accounts
+		WHERE id > ? AND enabled = 1 AND `+string(sw)+` = 1 ORDER BY id LIMIT ?`, afterID, limit)
+}
+
+// CountAccounts returns how many accounts there are.
+func (db *DB) CountAccounts(ctx context.Context) (int, error) {
+	var n int
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM accounts`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("data: count accounts: %w", err)
+	}
+	return n, nil
+}
+
+// DueFeedSyncs returns up to limit enabled accounts with continuous
+// processing on whose next feed sync is due at now (or was never set), the
+// longest-waiting first.
 func (db *DB) DueFeedSyncs(ctx context.Context, now time.Time, limit int) ([]*Account, error) {
 	if limit <= 0 || limit > 10_000 {
 		return nil, &FilterError{Param: "limit", Reason: "must be between 1 and 10000"}
 	}
 	return db.accounts(ctx, `SELECT `+accountColumns+` FROM accounts
-		WHERE continuous_processing = 1 AND (next_feed_sync_at IS NULL OR next_feed_sync_at <= ?)
+		WHERE enabled = 1 AND continuous_processing = 1 AND (next_feed_sync_at IS NULL OR next_feed_sync_at <= ?)
 		ORDER BY next_feed_sync_at, id LIMIT ?`, now.UnixMilli(), limit)
 }
 
@@ -160,6 +252,12 @@ func (db *DB) accounts(ctx context.Context, query string, args ...any) ([]*Accou
 // returns ErrNotFound when there is no such account.
 func (db *DB) SetNextFeedSync(ctx context.Context, id int64, at time.Time) error {
 	return db.updateAccount(ctx, id, `next_feed_sync_at = ?`, ms(at))
+}
+
+// ScheduleFeedSync records that a home-feed capture of account id was
+// enqueued at capturedAt and that the next one is due at next.
+func (db *DB) ScheduleFeedSync(ctx context.Context, id int64, capturedAt, next time.Time) error {
+	return db.updateAccount(ctx, id, `last_feed_capture_at = ?, next_feed_sync_at = ?`, ms(capturedAt), ms(next))
 }
 
 // RecordSync records the end of a sync of account id: when, and a short

@@ -1,0 +1,177 @@
+package data
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAccountSwitchesAndFanOut(t *testing.T) {
+	t.Parallel()
+	db, _ := setup(t)
+	ctx := t.Context()
+	// 12 accounts: every third disabled, follow-graph sync on the even ones.
+	var ids []int64
+	for i := range 12 {
+		a := &Account{Username: fmt.Sprintf("u%02d", i), Disabled: i%3 == 0, FollowGraphSync: i%2 == 0, AvatarSync: true}
+		if err := db.CreateAccount(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	var got []int64
+	for after := int64(0); ; {
+		batch, err := db.AccountsForFanOut(ctx, SwitchFollowGraphSync, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, a := range batch {
+			got = append(got, a.ID)
+		}
+		after = batch[len(batch)-1].ID
+	}
+	want := []int64{ids[2], ids[4], ids[8], ids[10]} // even, not a multiple of 3
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("fan-out saw %v, want %v", got, want)
+	}
+	if _, err := db.AccountsForFanOut(ctx, Switch("enabled; DROP TABLE accounts"), 0, 10); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown switch = %v", err)
+	}
+	a, err := db.AccountByUsername(ctx, "u03")
+	if err != nil || !a.Disabled || !a.AvatarSync || a.FollowGraphSync {
+		t.Fatalf("u03 = %+v, %v", a, err)
+	}
+	a.Disabled, a.ProfileRefresh = false, true
+	if err := db.UpdateAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := db.AccountByID(ctx, a.ID); b.Disabled || !b.ProfileRefresh {
+		t.Fatalf("after update %+v", b)
+	}
+	if _, err := db.AccountByUsername(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown username = %v", err)
+	}
+	if n, err := db.CountAccounts(ctx); err != nil || n != 12 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+}
+
+func TestPostsDedupAndMedia(t *testing.T) {
+	t.Parallel()
+	db, clk := setup(t)
+	ctx := t.Context()
+	acct := &Account{Username: "poster"}
+	if err := db.CreateAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	page := func(ids ...string) []*Post {
+		var ps []*Post
+		for _, id := range ids {
+			ps = append(ps, &Post{AccountID: acct.ID, PostID: id, Author: "a_" + id, Caption: "caption " + id})
+		}
+		return ps
+	}
+	first, n, err := db.StorePosts(ctx, page("p1", "p2"))
+	if err != nil || n != 2 || first[0].ID == 0 || first[1].ID == 0 {
+		t.Fatalf("first page: %v new, %+v, %v", n, first, err)
+	}
+	clk.Add(time.Minute)
+	second, n, err := db.StorePosts(ctx, page("p2", "p3"))
+	if err != nil || n != 1 {
+		t.Fatalf("second page: %d new, %v", n, err)
+	}
+	if second[0].ID != first[1].ID || !second[0].CapturedAt.Equal(first[1].CapturedAt) || second[1].ID == first[1].ID {
+		t.Fatalf("second page %+v %+v: p2 must be the stored row", second[0], second[1])
+	}
+	if err := db.SetPostAnalysis(ctx, first[0].ID, json.RawMessage(`{"labels":["cat"]}`), clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetPostAnalysis(ctx, 9999, json.RawMessage(`{}`), clk.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("analysis of a missing post = %v", err)
+	}
+	if err := db.SetPostAnalysis(ctx, first[0].ID, json.RawMessage(`{`), clk.Now()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad analysis = %v", err)
+	}
+	p, err := db.PostByID(ctx, first[0].ID)
+	if err != nil || string(p.Analysis) != `{"labels":["cat"]}` || !p.AnalyzedAt.Equal(clk.Now()) {
+		t.Fatalf("post %+v, %v", p, err)
+	}
+	if total, analyzed, err := db.CountPosts(ctx, acct.ID); err != nil || total != 3 || analyzed != 1 {
+		t.Fatalf("count = %d/%d, %v", total, analyzed, err)
+	}
+
+	old := &Media{PostID: first[0].ID, Path: "1/p1.jpg", Bytes: 10}
+	if err := db.AddPostMedia(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(48 * time.Hour)
+	fresh := &Media{PostID: second[1].ID, Path: "1/p3.jpg", Bytes: 20}
+	if err := db.AddPostMedia(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	again := &Media{PostID: first[0].ID, Path: "1/p1.jpg", Bytes: 11}
+	if err := db.AddPostMedia(ctx, again); err != nil || again.ID != old.ID || !again.StoredAt.Equal(old.StoredAt) {
+		t.Fatalf("the same path again: %+v, %v", again, err)
+	}
+	exp, err := db.ExpiredMedia(ctx, clk.Now().Add(-24*time.Hour), 10)
+	if err != nil || len(exp) != 1 || exp[0].ID != old.ID || exp[0].Bytes != 11 {
+		t.Fatalf("expired = %+v, %v", exp, err)
+	}
+	if n, err := db.DeleteMedia(ctx, []int64{old.ID, old.ID}); err != nil || n != 1 {
+		t.Fatalf("delete = %d, %v", n, err)
+	}
+	if exp, _ := db.ExpiredMedia(ctx, clk.Now().Add(time.Hour), 10); len(exp) != 1 || exp[0].ID != fresh.ID {
+		t.Fatalf("left %+v", exp)
+	}
+	if _, _, err := db.StorePosts(ctx, []*Post{{AccountID: acct.ID}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("post without id = %v", err)
+	}
+}
+
+func TestJobRecordsCappedAndTrimmed(t *testing.T) {
+	t.Parallel()
+	db, clk := setup(t)
+	ctx := t.Context()
+	var calls []JobCall
+	for i := range MaxCallsPerJob + 7 {
+		calls = append(calls, JobCall{JobID: 5, AccountID: 1, Endpoint: fmt.Sprintf("call %d", i), Status: 200, Latency: 30 * time.Millisecond})
+	}
+	calls = append(calls, JobCall{JobID: 6, Endpoint: "other", Status: 503, Error: strings.Repeat("é", 2000)})
+	if err := db.RecordJobCalls(ctx, calls); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.JobCalls(ctx, 5)
+	if err != nil || len(got) != MaxCallsPerJob || got[0].Endpoint != "call 7" || got[len(got)-1].Endpoint != fmt.Sprintf("call %d", MaxCallsPerJob+6) {
+		t.Fatalf("job 5 keeps %d calls (%v … %v), %v", len(got), got[0].Endpoint, got[len(got)-1].Endpoint, err)
+	}
+	if got[0].Latency != 30*time.Millisecond || got[0].AccountID != 1 || got[0].Status != 200 {
+		t.Errorf("call %+v", got[0])
+	}
+	other, _ := db.JobCalls(ctx, 6)
+	if len(other) != 1 || len(other[0].Error) > maxRecordText || !strings.HasPrefix(other[0].Error, "é") {
+		t.Fatalf("job 6: %+v", other)
+	}
+	clk.Add(time.Hour)
+	if err := db.RecordAccountActions(ctx, []AccountAction{{JobID: 5, AccountID: 1, Action: "story_reply", Target: "s1", Detail: "thanks!"}}); err != nil {
+		t.Fatal(err)
+	}
+	if acts, err := db.AccountActions(ctx, 5); err != nil || len(acts) != 1 || acts[0].Target != "s1" || !acts[0].At.Equal(clk.Now()) {
+		t.Fatalf("actions %+v, %v", acts, err)
+	}
+	if err := db.RecordAccountActions(ctx, []AccountAction{{JobID: 5, Action: "x"}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("action without account = %v", err)
+	}
+	n, err := db.TrimJobRecords(ctx, clk.Now().Add(-time.Minute))
+	if err != nil || n != MaxCallsPerJob+1 {
+		t.Fatalf("trim = %d, %v", n, err)
+	}
+	if left, _ := db.AccountActions(ctx, 5); len(left) != 1 {
+		t.Fatalf("trim took the newer action: %+v", left)
+	}
+}
