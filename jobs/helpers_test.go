@@ -68,7 +68,16 @@ var RigStart = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 // consistency check of both stores.
 func NewRig(t testing.TB, dir string, tune ...func(*Options)) *Rig {
 	t.Helper()
-	r := &Rig{T: t, Dir: dir, Clock: &Clock{t: RigStart}}
+	return NewRigClock(t, dir, NewClock(RigStart), tune...)
+}
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// NewRigClock is NewRig with the given clock (shared with a sandbox).
+func NewRigClock(t testing.TB, dir string, clk *Clock, tune ...func(*Options)) *Rig {
+	t.Helper()
+	r := &Rig{T: t, Dir: dir, Clock: clk}
 	log := testlog.New(t)
 	st, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{Now: r.Clock.Now, Logger: log, NoSync: true})
 	if err != nil {

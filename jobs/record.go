@@ -166,7 +166,9 @@ type snoozed struct {
 }
 
 func (s *snoozed) Error() string { return s.err.Error() }
-func (s *snoozed) Unwrap() error { return lanes.Snooze(s.d) }
+
+// Unwrap holds both the answer and the snooze the lane acts on.
+func (s *snoozed) Unwrap() []error { return []error{s.err, lanes.Snooze(s.d)} }
 
 func isSnooze(err error) bool {
 	var s *snoozed
