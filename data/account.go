@@ -134,7 +134,7 @@ func (db *DB) CreateAccount(ctx context.Context, a *Account) error {
 			now.UnixMilli(), now.UnixMilli()).Scan(&a.ID)
 	})
 	if err != nil {
-		return fmt.Errorf("data: create account %q: %w", a.Username, err)
+		return fmt.Errorf("data: create account %q: %w", a.Username, conflict(err))
 	}
 	a.CreatedAt, a.UpdatedAt = now, now
 	return nil
@@ -157,7 +157,7 @@ func (db *DB) UpdateAccount(ctx context.Context, a *Account) error {
 			boolInt(a.FeedAutoEngagement), boolInt(a.ProfileScan), boolInt(a.FollowGraphSync), boolInt(a.AvatarSync),
 			boolInt(a.ProfileRefresh), string(a.Settings), now.UnixMilli(), a.ID)
 		if err != nil {
-			return fmt.Errorf("data: update account %d: %w", a.ID, err)
+			return fmt.Errorf("data: update account %d: %w", a.ID, conflict(err))
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("data: account %d: %w", a.ID, ErrNotFound)
@@ -165,6 +165,14 @@ func (db *DB) UpdateAccount(ctx context.Context, a *Account) error {
 		a.UpdatedAt = now
 		return nil
 	})
+}
+
+// conflict marks a unique-constraint failure as ErrConflict.
+func conflict(err error) error {
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	return err
 }
 
 // AccountByID returns one account, or ErrNotFound.

@@ -32,6 +32,10 @@ var ErrNoReplica = errors.New("data: replica holds no backup")
 // errors.ErrUnsupported.
 var ErrUnsupportedReplica = fmt.Errorf("data: unsupported replica: %w", errors.ErrUnsupported)
 
+// ErrConflict is returned (wrapped) by CreateAccount and UpdateAccount when
+// another account has the username.
+var ErrConflict = errors.New("data: conflicts with an existing row")
+
 // ErrPartialSnapshot is returned by CompleteFollowSnapshot when the cursor's
 // pass did not start from the start cursor: a partial pass must never clear
 // relationship flags.

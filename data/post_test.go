@@ -57,6 +57,14 @@ func TestAccountSwitchesAndFanOut(t *testing.T) {
 	if _, err := db.AccountByUsername(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown username = %v", err)
 	}
+	b, _ := db.AccountByUsername(ctx, "u04")
+	b.Username = "u03"
+	if err := db.UpdateAccount(ctx, b); !errors.Is(err, ErrConflict) {
+		t.Fatalf("rename onto a taken username = %v", err)
+	}
+	if err := db.CreateAccount(ctx, &Account{Username: "u05"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("create a taken username = %v", err)
+	}
 	if n, err := db.CountAccounts(ctx); err != nil || n != 12 {
 		t.Fatalf("count = %d, %v", n, err)
 	}

@@ -33,6 +33,10 @@
 //	GET  /api/v1/issues                → 200 {"last_page","total","data"} (issues.go)
 //	POST /api/v1/issues/{id}/resolve   → 200 the issue
 //	POST /api/v1/backup                bring the replica and the queue snapshot up to date now (backup.go)
+//	GET  /api/v1/accounts?cursor=&size=
+//	                                   → 200 {"accounts":[…],"next"} (accounts.go)
+//	POST /api/v1/accounts              → 201 the account; 409 when the username is taken
+//	PATCH /api/v1/accounts/{id}        → 200 the account
 //	GET  /api/v1/cron                  → 200 {"scheduler","entries"} (schedule.go)
 //	POST /api/v1/cron/{name}/enqueue   → 201 {"id","state","entry"}
 //	POST /api/v1/cron/{name}/enable    → 200 the entry
@@ -82,6 +86,22 @@
 // only as 1. total counts the state (in the queue, when filtered) from the
 // store's in-memory counters, and is null with a class filter.
 //
+// # Accounts
+//
+// An account is {"id","username","enabled","continuous_processing",
+// "story_auto_reply","feed_auto_engagement","profile_scan",
+// "follow_graph_sync","avatar_sync","profile_refresh","next_feed_sync_at",
+// "last_feed_capture_at","last_sync_at","last_sync_result","created_at",
+// "updated_at"}: one boolean switch per orchestrator of the job catalog
+// (an orchestrator fans out only to enabled accounts whose switch for it is
+// on) and the continuous-processing state (times RFC 3339 UTC, null when
+// never). The /admin/accounts page is built on exactly this shape. POST
+// takes {"username"} plus any of "enabled" (default true) and the switches
+// (default off); PATCH takes any of the same and leaves what it omits as it
+// is. The list is by ascending id, size 1..1000 (default 50), next the
+// cursor of the following page (null on the last). A change publishes
+// profiles_table_changed on the live stream.
+//
 // # Errors
 //
 // Every error is JSON {"error","field"}; field names the offending part of the
@@ -96,7 +116,8 @@
 //	404  unknown job, unknown queue (neither in the topology nor the store),
 //	     unknown path
 //	405  a method the path does not take (with Allow)
-//	409  retry or discard of a running job; retry of a ready or done job
+//	409  retry or discard of a running job; retry of a ready or done job; an
+//	     account username that is taken
 //	413  a body over Config.MaxBodyBytes (one job) or MaxBatchBytes (batch)
 //	422  validation: missing or unknown class, args the class does not take
 //	     (field args.<name>), a queue no lane serves, a bad

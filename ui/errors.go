@@ -16,6 +16,7 @@ var (
 	errHost            = errors.New("host not allowed")        // 403
 	errNoRoute         = errors.New("not found")               // 404
 	errMethod          = errors.New("method not allowed")      // 405
+	errConflict        = errors.New("conflict")                // 409
 	errInvalid         = errors.New("invalid request")         // 422
 	errUnavailable     = errors.New("temporarily unavailable") // 503
 )
@@ -104,6 +105,7 @@ var errorTable = []errorRow{
 	{http.StatusNotFound, is(queue.ErrNotFound, "id", "no job has this id")},
 	{http.StatusMethodNotAllowed, is(errMethod, "", "method not allowed")},
 	{http.StatusConflict, is(queue.ErrRunning, "id", "the job is running; wait for its attempt to end")},
+	{http.StatusConflict, is(errConflict, "", "conflict")},
 	{http.StatusConflict, is(queue.ErrWrongState, "id", "the job is not in a state that allows this")},
 	{http.StatusRequestEntityTooLarge, func(err error) (string, string, bool) {
 		var mb *http.MaxBytesError

@@ -85,9 +85,11 @@ type Config struct {
 	// Nil answers that endpoint with 503.
 	Events *events.Bus
 
-	// The features' own parts of the configuration (failures.go, schedule.go).
+	// The features' own parts of the configuration (failures.go,
+	// schedule.go, accounts.go).
 	FailuresConfig
 	ScheduleConfig
+	AccountsConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -235,6 +237,7 @@ func (s *Server) table() []Route {
 		{Method: http.MethodGet, Path: "/api/v1/events", Auth: true, handle: s.events},
 	}
 	routes = append(routes, s.failureRoutes()...)
+	routes = append(routes, s.accountsRoutes()...)
 	return append(routes, s.scheduleRoutes()...)
 }
 
