@@ -6,9 +6,11 @@ PKGS := ./...
 
 .PHONY: run build test vet fmt bench chaos fuzz clean
 
-# run: the appliance with the seed's topology on embedded storage under ./var.
+# run: the demo — the appliance with the seed's topology on embedded storage
+# under ./var, the sandbox's accounts and connector, and a local AI stand-in.
+# Production starts without --demo (see the README).
 run: build
-	$(BIN) serve --data ./var
+	$(BIN) serve --demo --data ./var
 
 # The binary is pure Go (modernc sqlite): built without cgo, it runs anywhere.
 build:

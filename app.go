@@ -31,24 +31,26 @@ const (
 
 // app is the wired appliance: what `serve` runs and what end-to-end tests and
 // `bench` build too. The parts each feature adds live in their own files
-// (app_storage.go, app_failures.go, app_schedule.go, app_localai.go) behind
-// the hooks called below, in this order:
+// (app_storage.go, app_failures.go, app_schedule.go, app_localai.go,
+// app_jobs.go) behind the hooks called below, in this order:
 //
 //	newApp: token, queue store, broadcaster
 //	        → openStorage (SQLite, its replication, the queue snapshots)
 //	        → openFailures (failure capture, issues, retries, job classes)
+//	        → openDemo (demo only: the sandbox, the local AI stand-in)
 //	        → registerLocalAIJobs (supervisor, AI health, its check job)
+//	        → openJobs (the job catalog and declared classes; demo accounts)
 //	        → openSchedule (the recurring schedule; needs every class registered)
 //	        → lanes pool (with the middleware and retry policy gathered above)
 //	        → openLocalAI (start-up guardrail; gates of the AI lanes)
 //	        → listener and HTTP server (each feature adds its UI config)
-//	start:  queue snapshots → lanes → scheduler → local-AI watch
-//	        → change forwarding → HTTP
+//	start:  queue snapshots → lanes → scheduler → (demo) first fan-out
+//	        → local-AI watch → change forwarding → HTTP
 //	stop:   the reverse of start (HTTP first; the lanes drain before the last
 //	        queue snapshot), then close
 //	close:  the reverse of newApp (local AI released if this process started
-//	        it, failure capture and writer, SQLite and its replica,
-//	        broadcaster, queue store)
+//	        it, the demo's local AI stand-in, failure capture and writer,
+//	        SQLite and its replica, broadcaster, queue store)
 //
 // Everything that runs in the background has one shape,
 // lifecycle.Service: newApp pushes what it opened on a.opened, start starts
@@ -82,6 +84,7 @@ type app struct {
 	failures failuresPart
 	schedule schedulePart
 	localAI  localAIPart
+	jobs     jobsPart
 }
 
 // newApp opens the store, builds the lanes and the HTTP server and binds the
@@ -122,7 +125,13 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	if err := a.openFailures(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.openDemo(); err != nil {
+		return nil, err
+	}
 	if err := a.registerLocalAIJobs(); err != nil {
+		return nil, err
+	}
+	if err := a.openJobs(ctx); err != nil {
 		return nil, err
 	}
 	if err := a.openSchedule(ctx); err != nil {
@@ -161,6 +170,7 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	a.failuresUI(&cfg)
 	a.storageUI(&cfg) // after failuresUI, which sets the whole FailuresConfig
 	a.scheduleUI(&cfg)
+	a.jobsUI(&cfg)
 	if a.web, err = ui.New(cfg); err != nil {
 		return nil, err
 	}
@@ -191,6 +201,9 @@ func (a *app) start(ctx context.Context) error {
 		OnStart: func(context.Context) error { return a.pool.Start() }, OnStop: a.pool.Stop})
 	if a.schedule.sched != nil {
 		services = append(services, a.schedule.sched)
+	}
+	if first := a.demoFirstFanOut(); first != nil {
+		services = append(services, first)
 	}
 	if w := a.localAIWatch(); w != nil {
 		services = append(services, w)

@@ -90,10 +90,11 @@ func cmdSchedule(ctx context.Context, args []string, getenv func(string) string,
 
 // knownClasses registers the job classes the way serve does, up to the
 // point where serve's openSchedule reads them: the built-ins, then the
-// features' (openStorage, openFailures, registerLocalAIJobs; see newApp). It
-// works in a temporary data directory with the storage settings zeroed (no
-// replica), so that checking a file never touches the real data or its
-// replica. On error the registry still holds the built-in classes.
+// features' (openStorage, openFailures, registerLocalAIJobs, openJobs — the
+// catalog and the declared classes; see newApp). It works in a temporary
+// data directory with the storage settings zeroed (no replica), so that
+// checking a file never touches the real data or its replica. On error the
+// registry still holds the built-in classes.
 func knownClasses(ctx context.Context, st settings, getenv func(string) string) (*lanes.Registry, error) {
 	reg := lanes.NewRegistry()
 	if err := lanes.RegisterBuiltins(reg); err != nil {
@@ -122,6 +123,10 @@ func knownClasses(ctx context.Context, st settings, getenv func(string) string) 
 		return reg, err
 	}
 	if err := a.registerLocalAIJobs(); err != nil {
+		return reg, err
+	}
+	a.st.Jobs.Demo = false
+	if err := a.openJobs(ctx); err != nil {
 		return reg, err
 	}
 	return reg, nil

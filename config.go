@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"conveyor/jobs"
 	"conveyor/lanes"
 	"conveyor/ops/localai"
 	"conveyor/queue"
@@ -40,11 +41,12 @@ type settings struct {
 	Queue           queue.Options
 
 	// The features' own settings (app_storage.go, app_failures.go,
-	// app_schedule.go, app_localai.go).
+	// app_schedule.go, app_localai.go, app_jobs.go).
 	Storage  storageSettings
 	Failures failureSettings
 	Schedule scheduleSettings
 	LocalAI  localAISettings
+	Jobs     jobsSettings
 }
 
 // fileConfig is the YAML configuration file (serve --config FILE). Unknown
@@ -64,6 +66,7 @@ type fileConfig struct {
 	failuresFile `yaml:",inline"`
 	scheduleFile `yaml:",inline"`
 	localAIFile  `yaml:",inline"`
+	jobsFile     `yaml:",inline"`
 }
 
 // storageFile is the storage's part of the configuration file
@@ -124,6 +127,20 @@ type failureRetryFile struct {
 type scheduleFile struct {
 	Schedule          string   `yaml:"schedule"`
 	ScheduleLateAfter duration `yaml:"schedule_late_after"`
+}
+
+// jobsFile is the job catalog's part of the configuration file
+// (app_jobs.go):
+//
+//	connector_url: https://connector.internal/conveyor   # or CONVEYOR_CONNECTOR_URL
+//	connector_token: …                                   # or CONVEYOR_CONNECTOR_TOKEN
+//	connector_timeout: 30s                               # or CONVEYOR_CONNECTOR_TIMEOUT
+//	job_classes: [ … ]                                   # declared job classes (docs/jobs.md)
+type jobsFile struct {
+	ConnectorURL     string                `yaml:"connector_url"`
+	ConnectorToken   string                `yaml:"connector_token"`
+	ConnectorTimeout duration              `yaml:"connector_timeout"`
+	JobClasses       []jobs.DeclaredConfig `yaml:"job_classes"`
 }
 
 // localAIFile is the local-AI part of the configuration file
@@ -245,6 +262,7 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 	st.Storage.addFlags(fs)
 	st.Schedule.addFlags(fs)
 	st.LocalAI.addFlags(fs)
+	st.Jobs.addFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor serve [flags]\n\nRuns the queue, the lanes and the HTTP API until SIGINT or SIGTERM.\n\nflags:")
 		fs.PrintDefaults()
@@ -304,6 +322,7 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		st.Failures.resolve(fc.failuresFile),
 		st.Schedule.resolve(fc.scheduleFile, getenv, st.DataDir),
 		st.LocalAI.resolve(fc.localAIFile, getenv, st.DataDir),
+		st.Jobs.resolve(fc.jobsFile, getenv, st.DataDir),
 	); err != nil {
 		return settings{}, err
 	}

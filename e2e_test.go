@@ -268,7 +268,8 @@ func readLines(t *testing.T, path string) []string {
 func TestEveryCommandAnswersHelp(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"enqueue", "--help"}, {"bench", "--help"},
-		{"restore", "--help"}, {"schedule", "check", "--help"}, {"health", "--help"}, {"ai", "status", "--help"}} {
+		{"restore", "--help"}, {"schedule", "check", "--help"}, {"health", "--help"}, {"ai", "status", "--help"},
+		{"accounts", "--help"}, {"accounts", "list", "--help"}} {
 		var out, errOut strings.Builder
 		err := run(context.Background(), args, func(string) string { return "" }, &out, &errOut)
 		if err != nil || !strings.Contains(out.String()+errOut.String(), "usage: conveyor") {

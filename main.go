@@ -8,6 +8,7 @@
 //	conveyor schedule check a schedule file
 //	conveyor health   report supervisor, web and local AI readiness
 //	conveyor ai       control the local AI services
+//	conveyor accounts add, list, disable or enable accounts
 package main
 
 import (
@@ -69,6 +70,7 @@ commands:
   schedule  check a schedule file ("conveyor schedule check FILE")
   health    report supervisor, web and local AI readiness
   ai        control the local AI services (status, start, stop, restart)
+  accounts  add, list, disable or enable accounts on a running server
 
 Run "conveyor <command> --help" for a command's flags.
 `
@@ -106,6 +108,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return cmdHealth(ctx, rest, getenv, stdout, stderr)
 	case "ai":
 		return cmdAI(ctx, rest, getenv, stdout, stderr)
+	case "accounts":
+		return cmdAccounts(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil

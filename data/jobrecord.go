@@ -15,6 +15,8 @@ const (
 	MaxActionsPerJob = 200
 	// maxRecordText bounds an error or a detail.
 	maxRecordText = 1024
+	// MaxCallOutput bounds the output kept of a call.
+	MaxCallOutput = 4096
 )
 
 // JobCall is one call a job made to an outside service.
@@ -26,7 +28,10 @@ type JobCall struct {
 	Status    int    // HTTP status (or a command's exit status); 0 when there was no answer
 	Latency   time.Duration
 	Error     string // "" when it succeeded
-	At        time.Time
+	// Output is what the call answered or printed, its first
+	// MaxCallOutput bytes (a declared command's output, say).
+	Output string
+	At     time.Time
 }
 
 // AccountAction is one action a job took on an account: a reply sent, an
@@ -42,12 +47,15 @@ type AccountAction struct {
 }
 
 // clip bounds a text to maxRecordText bytes of valid UTF-8.
-func clip(s string) string {
+func clip(s string) string { return clipTo(s, maxRecordText) }
+
+// clipTo bounds a text to n bytes of valid UTF-8.
+func clipTo(s string, n int) string {
 	s = strings.ToValidUTF8(s, "?")
-	if len(s) <= maxRecordText {
+	if len(s) <= n {
 		return s
 	}
-	cut := maxRecordText
+	cut := n
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
@@ -73,9 +81,9 @@ func (db *DB) RecordJobCalls(ctx context.Context, calls []JobCall) error {
 			if at.IsZero() {
 				at = now
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO job_calls (job_id, account_id, endpoint, status, latency_ms, error, at)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, int64(c.JobID), nullID(c.AccountID), clip(c.Endpoint), c.Status,
-				c.Latency.Milliseconds(), clip(c.Error), at.UnixMilli()); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO job_calls (job_id, account_id, endpoint, status, latency_ms, error, output, at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, int64(c.JobID), nullID(c.AccountID), clip(c.Endpoint), c.Status,
+				c.Latency.Milliseconds(), clip(c.Error), clipTo(c.Output, MaxCallOutput), at.UnixMilli()); err != nil {
 				return err
 			}
 			jobs[c.JobID] = true
@@ -135,7 +143,7 @@ func capPerJob(ctx context.Context, tx *sql.Tx, table string, jobs map[uint64]bo
 
 // JobCalls returns the calls job made, oldest first.
 func (db *DB) JobCalls(ctx context.Context, job uint64) ([]JobCall, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, job_id, account_id, endpoint, status, latency_ms, error, at
+	rows, err := db.r.QueryContext(ctx, `SELECT id, job_id, account_id, endpoint, status, latency_ms, error, output, at
 		FROM job_calls WHERE job_id = ? ORDER BY id`, int64(job))
 	if err != nil {
 		return nil, fmt.Errorf("data: job calls: %w", err)
@@ -148,7 +156,7 @@ func (db *DB) JobCalls(ctx context.Context, job uint64) ([]JobCall, error) {
 			acct    sql.NullInt64
 			lat, at int64
 		)
-		if err := rows.Scan(&c.ID, &id, &acct, &c.Endpoint, &c.Status, &lat, &c.Error, &at); err != nil {
+		if err := rows.Scan(&c.ID, &id, &acct, &c.Endpoint, &c.Status, &lat, &c.Error, &c.Output, &at); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("data: job calls: %w", err)
 		}

@@ -45,8 +45,8 @@ CREATE TABLE post_media (
 CREATE INDEX post_media_stored_at ON post_media (stored_at);
 
 -- Every call a job made to an outside service (the connector, the local AI
--- service, a declared class's URL or command), capped per job and trimmed
--- by age.
+-- service, a declared class's URL or command) with what it answered or
+-- printed (capped), capped per job and trimmed by age.
 CREATE TABLE job_calls (
     id         INTEGER PRIMARY KEY,
     job_id     INTEGER NOT NULL,
@@ -55,6 +55,7 @@ CREATE TABLE job_calls (
     status     INTEGER NOT NULL DEFAULT 0,
     latency_ms INTEGER NOT NULL DEFAULT 0,
     error      TEXT    NOT NULL DEFAULT '',
+    output     TEXT    NOT NULL DEFAULT '',
     at         INTEGER NOT NULL
 );
 CREATE INDEX job_calls_job ON job_calls (job_id, id);
