@@ -140,6 +140,42 @@ func (db *DB) CreateAccount(ctx context.Context, a *Account) error {
 	return nil
 }
 
+// CreateAccounts inserts accounts in one transaction, all or nothing, and
+// sets their IDs and timestamps (a bulk CreateAccount, for seeding).
+func (db *DB) CreateAccounts(ctx context.Context, as []*Account) error {
+	for _, a := range as {
+		if err := a.validate(); err != nil {
+			return err
+		}
+	}
+	now := db.nowUTC()
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO accounts
+			(username, enabled, continuous_processing, story_auto_reply, feed_auto_engagement, profile_scan,
+			 follow_graph_sync, avatar_sync, profile_refresh, settings, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, a := range as {
+			if err := stmt.QueryRowContext(ctx, a.Username, boolInt(!a.Disabled), boolInt(a.ContinuousProcessing),
+				boolInt(a.StoryAutoReply), boolInt(a.FeedAutoEngagement), boolInt(a.ProfileScan), boolInt(a.FollowGraphSync),
+				boolInt(a.AvatarSync), boolInt(a.ProfileRefresh), string(a.Settings), now.UnixMilli(), now.UnixMilli()).Scan(&a.ID); err != nil {
+				return fmt.Errorf("account %q: %w", a.Username, conflict(err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("data: create accounts: %w", err)
+	}
+	for _, a := range as {
+		a.CreatedAt, a.UpdatedAt = now, now
+	}
+	return nil
+}
+
 // UpdateAccount saves the username, enabled, switches and settings of a
 // (the operator's edits). Sync bookkeeping has its own methods. It returns
 // ErrNotFound when there is no such account.

@@ -68,6 +68,19 @@ func TestAccountSwitchesAndFanOut(t *testing.T) {
 	if n, err := db.CountAccounts(ctx); err != nil || n != 12 {
 		t.Fatalf("count = %d, %v", n, err)
 	}
+	bulk := []*Account{{Username: "b1", AvatarSync: true}, {Username: "b2", Disabled: true}}
+	if err := db.CreateAccounts(ctx, bulk); err != nil || bulk[0].ID == 0 || bulk[1].ID != bulk[0].ID+1 {
+		t.Fatalf("bulk create: %+v, %v", bulk, err)
+	}
+	if got, _ := db.AccountByUsername(ctx, "b2"); !got.Disabled {
+		t.Fatalf("bulk-created %+v", got)
+	}
+	if err := db.CreateAccounts(ctx, []*Account{{Username: "b3"}, {Username: "b1"}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("bulk create with a taken name = %v", err)
+	}
+	if _, err := db.AccountByUsername(ctx, "b3"); !errors.Is(err, ErrNotFound) {
+		t.Fatal("a refused bulk create left a row")
+	}
 }
 
 func TestPostsDedupAndMedia(t *testing.T) {
