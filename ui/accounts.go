@@ -15,8 +15,9 @@ import (
 
 // AccountsConfig is the accounts' part of Config.
 type AccountsConfig struct {
-	// AccountsDB serves the /api/v1/accounts endpoints. Nil answers them
-	// with 503.
+	// AccountsDB serves the /api/v1/accounts endpoints and a job's outside
+	// calls and account actions (/api/v1/jobs/{id}/records). Nil answers
+	// them with 503.
 	AccountsDB *data.DB
 	// AccountsChanged is called after an account was created or changed
 	// (the app publishes profiles_table_changed). Optional.

@@ -142,3 +142,34 @@ func TestAccountsErrors(t *testing.T) {
 	bare := newRig(t, rigOpts{})
 	wantError(t, bare.call("GET", "/api/v1/accounts", ""), 503, "")
 }
+
+// TestJobRecords: a job's outside calls and account actions, oldest first.
+func TestJobRecords(t *testing.T) {
+	t.Parallel()
+	r := newAccountsRig(t)
+	ctx := t.Context()
+	if err := r.db.RecordJobCalls(ctx, []data.JobCall{
+		{JobID: 7, AccountID: 3, Endpoint: "sandbox CaptureHomeFeedJob", Status: 200},
+		{JobID: 7, Endpoint: "command /bin/true", Status: 75, Error: "busy", Output: "<b>busy</b>"},
+		{JobID: 8, Endpoint: "other"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.RecordAccountActions(ctx, []data.AccountAction{{JobID: 7, AccountID: 3, Action: "download", Target: "p1"}}); err != nil {
+		t.Fatal(err)
+	}
+	rp := r.call("GET", "/api/v1/jobs/7/records", "")
+	got := into[jobRecordsJSON](t, rp, http.StatusOK)
+	if len(got.Calls) != 2 || got.Calls[0].Endpoint != "sandbox CaptureHomeFeedJob" || *got.Calls[0].AccountID != 3 ||
+		got.Calls[1].AccountID != nil || got.Calls[1].Output != "<b>busy</b>" || len(got.Actions) != 1 || got.Actions[0].Target != "p1" {
+		t.Fatalf("records %+v", got)
+	}
+	if strings.Contains(string(rp.body), "<b>") {
+		t.Errorf("job output is not escaped in JSON: %s", rp.body)
+	}
+	empty := into[map[string]json.RawMessage](t, r.call("GET", "/api/v1/jobs/99/records", ""), http.StatusOK)
+	if string(empty["outside_calls"]) != "[]" || string(empty["account_actions"]) != "[]" {
+		t.Errorf("a job without records: %v", empty)
+	}
+	wantError(t, r.call("GET", "/api/v1/jobs/x/records", ""), 400, "id")
+}

@@ -19,6 +19,7 @@
 //	GET  /api/v1/jobs?state=&queue=&class=&cursor=&size=
 //	                                   → 200 {"jobs","next","total"}
 //	GET  /api/v1/jobs/{id}             → 200 the job, with errors and timeline
+//	GET  /api/v1/jobs/{id}/records     → 200 {"outside_calls","account_actions"} (jobrecords.go)
 //	POST /api/v1/jobs/{id}/retry       → 200 {"id","state":"ready"}
 //	POST /api/v1/jobs/{id}/discard     → 200 {"id","discarded":true}
 //	GET  /api/v1/queues                → 200 [{"name","lane","size","latency_ms","paused","counts"}]

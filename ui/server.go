@@ -238,6 +238,7 @@ func (s *Server) table() []Route {
 	}
 	routes = append(routes, s.failureRoutes()...)
 	routes = append(routes, s.accountsRoutes()...)
+	routes = append(routes, s.jobRecordsRoutes()...)
 	return append(routes, s.scheduleRoutes()...)
 }
 
