@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -109,4 +110,57 @@ job_classes:
 		t.Errorf("max_attempts 0 for a declared class: %d", code)
 	}
 	s.terminate()
+}
+
+// TestJobsSettings: the catalog's keys in the configuration file, the
+// environment over them, and the errors that name what is wrong.
+func TestJobsSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "conveyor.yml")
+	if err := os.WriteFile(cfg, []byte(`
+connector_url: http://127.0.0.1:9100/calls
+connector_token: file-token
+connector_timeout: 45s
+job_classes:
+  - {name: ReportJob, queue: maintenance, command: /usr/local/bin/report --fast}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := serveSettings([]string{"--config", cfg}, mapEnv(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := st.Jobs
+	if j.Demo || j.ConnectorURL != "http://127.0.0.1:9100/calls" || j.ConnectorToken != "file-token" || j.ConnectorTimeout != 45*time.Second ||
+		len(j.Declared) != 1 || j.Declared[0].Command[1] != "--fast" || j.Catalog.FeedSyncInterval != 2*time.Hour {
+		t.Fatalf("settings %+v", j)
+	}
+	st, err = serveSettings([]string{"--config", cfg, "--demo"}, mapEnv("CONVEYOR_CONNECTOR_URL=https://env.example/c", "CONVEYOR_SANDBOX_ACCOUNTS=3"), io.Discard)
+	if err != nil || !st.Jobs.Demo || st.Jobs.ConnectorURL != "https://env.example/c" || st.Jobs.Sandbox.Accounts != 3 || st.Jobs.Catalog.FeedSyncInterval != 2*time.Minute {
+		t.Fatalf("env and --demo: %+v, %v", st.Jobs, err)
+	}
+	if st, err := serveSettings(nil, mapEnv("CONVEYOR_DEMO=1"), io.Discard); err != nil || !st.Jobs.Demo {
+		t.Fatalf("CONVEYOR_DEMO=1: %+v, %v", st.Jobs, err)
+	}
+	for _, c := range []struct {
+		file string
+		env  []string
+		want string
+	}{
+		{"connector_url: ftp://x\n", nil, "connector_url"},
+		{"", []string{"CONVEYOR_CONNECTOR_URL=nope"}, "CONVEYOR_CONNECTOR_URL"},
+		{"", []string{"CONVEYOR_DEMO=maybe"}, "CONVEYOR_DEMO"},
+		{"", []string{"CONVEYOR_SANDBOX_FAULT_RATE=2"}, "CONVEYOR_SANDBOX_FAULT_RATE"},
+		{"", []string{"FEED_SYNC_INTERVAL=often"}, "FEED_SYNC_INTERVAL"},
+		{"job_classes:\n  - {name: A, command: x, retries: 3}\n", nil, "retries"},
+		{"job_classes:\n  - {name: A}\n", nil, "job class A"},
+	} {
+		p := filepath.Join(t.TempDir(), "c.yml")
+		os.WriteFile(p, []byte(c.file), 0o600)
+		_, err := serveSettings([]string{"--config", p}, mapEnv(c.env...), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q %v: %v, want an error naming %s", c.file, c.env, err, c.want)
+		}
+	}
 }
