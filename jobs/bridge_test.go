@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // answer is what the loopback connector service answers.
@@ -169,6 +170,20 @@ func FuzzRetryAfter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		if d := retryAfter(v, now); d < 0 || d > MaxRetryAfter {
 			t.Fatalf("retryAfter(%q) = %v", v, d)
+		}
+	})
+}
+
+// FuzzAnswerMessage: whatever a service answers, the message kept is one
+// line of valid UTF-8 of bounded size.
+func FuzzAnswerMessage(f *testing.F) {
+	for _, s := range []string{``, `{"error":"x"}`, `{"message":"slow"}`, "<html>\n<b>oops</b>", "\xff\xfe", strings.Repeat("é", 400)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		m := answerMessage("503 Service Unavailable", []byte(body))
+		if !utf8.ValidString(m) || strings.Contains(m, "\n") || len(m) > maxMessageBytes+64 {
+			t.Fatalf("answerMessage(%q) = %q", body, m)
 		}
 	})
 }
