@@ -14,6 +14,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -166,7 +167,7 @@ func (c *Catalog) storePosts(ctx context.Context, job *queue.Job, a *data.Accoun
 	var profiles []*data.Profile
 	for _, r := range remote {
 		if strings.TrimSpace(r.ID) == "" {
-			return nil, 0, &CallError{Endpoint: "connector " + job.Class, Status: 200, Kind: KindRuntime, Message: "a post has no id"}
+			return nil, 0, &CallError{Endpoint: "connector " + job.Class, Status: 200, Kind: fault.Runtime, Message: "a post has no id"}
 		}
 		if r.Author != "" && authors[r.Author] == nil {
 			authors[r.Author] = &data.Profile{AccountID: a.ID, Username: r.Author}
@@ -195,7 +196,7 @@ func (c *Catalog) storePosts(ctx context.Context, job *queue.Job, a *data.Accoun
 		}
 		b, err := base64.StdEncoding.DecodeString(r.Media)
 		if err != nil {
-			return nil, 0, &CallError{Endpoint: "connector " + job.Class, Status: 200, Kind: KindRuntime,
+			return nil, 0, &CallError{Endpoint: "connector " + job.Class, Status: 200, Kind: fault.Runtime,
 				Message: fmt.Sprintf("post %s: media is not base64: %v", r.ID, err)}
 		}
 		rel := path.Join(strconv.FormatInt(a.ID, 10), strconv.FormatInt(stored[i].ID, 10)+mediaExt(r.MediaURL))

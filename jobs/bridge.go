@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"conveyor/ops/fault"
 )
 
 // Defaults of BridgeOptions.
@@ -105,11 +107,11 @@ func postJSON(ctx context.Context, client *http.Client, target, token string, hd
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return nil, &CallError{Endpoint: endpoint, Kind: KindRuntime, Message: "encode the request: " + err.Error()}
+		return nil, &CallError{Endpoint: endpoint, Kind: fault.Runtime, Message: "encode the request: " + err.Error()}
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
 	if err != nil {
-		return nil, &CallError{Endpoint: endpoint, Kind: KindRuntime, Message: err.Error()}
+		return nil, &CallError{Endpoint: endpoint, Kind: fault.Runtime, Message: err.Error()}
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
@@ -132,20 +134,20 @@ func postJSON(ctx context.Context, client *http.Client, target, token string, hd
 	if st >= 200 && st < 300 {
 		switch {
 		case len(data) > maxResultBytes:
-			return nil, &CallError{Endpoint: endpoint, Status: st, Kind: KindRuntime, Message: fmt.Sprintf("the answer is over %d bytes", maxResultBytes)}
+			return nil, &CallError{Endpoint: endpoint, Status: st, Kind: fault.Runtime, Message: fmt.Sprintf("the answer is over %d bytes", maxResultBytes)}
 		case len(bytes.TrimSpace(data)) == 0:
 			return json.RawMessage("null"), nil
 		case !json.Valid(data):
-			return nil, &CallError{Endpoint: endpoint, Status: st, Kind: KindRuntime, Message: "the answer is not JSON: " + excerpt(data)}
+			return nil, &CallError{Endpoint: endpoint, Status: st, Kind: fault.Runtime, Message: "the answer is not JSON: " + excerpt(data)}
 		}
 		return json.RawMessage(bytes.TrimSpace(data)), nil
 	}
-	ce := &CallError{Endpoint: endpoint, Status: st, Kind: KindRuntime, Message: answerMessage(resp.Status, data)}
+	ce := &CallError{Endpoint: endpoint, Status: st, Kind: fault.Runtime, Message: answerMessage(resp.Status, data)}
 	switch {
 	case st == http.StatusUnauthorized || st == http.StatusForbidden:
-		ce.Kind = KindAuthentication
+		ce.Kind = fault.Authentication
 	case st == http.StatusRequestTimeout || st == http.StatusTooManyRequests || st >= 500:
-		ce.Kind = KindTransient
+		ce.Kind = fault.Transient
 		ce.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now())
 	}
 	return nil, ce
@@ -163,7 +165,7 @@ func transportError(ctx context.Context, endpoint string, err error) error {
 	if errors.As(err, &ne) && ne.Timeout() {
 		msg = "timed out: " + msg
 	}
-	return &CallError{Endpoint: endpoint, Kind: KindTransient, Message: msg}
+	return &CallError{Endpoint: endpoint, Kind: fault.Transient, Message: msg}
 }
 
 // answerMessage is the message of an error answer: its JSON "error" (or

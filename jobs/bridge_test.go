@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"conveyor/ops/fault"
 )
 
 // answer is what the loopback connector service answers.
@@ -30,8 +32,8 @@ func TestBridgeMapping(t *testing.T) {
 	for _, c := range []struct {
 		name       string
 		ans        answer
-		result     string // a 2xx's result
-		kind       string // else the error's kind
+		result     string     // a 2xx's result
+		kind       fault.Kind // else the error's kind
 		status     int
 		retryAfter time.Duration
 		message    string
@@ -39,21 +41,21 @@ func TestBridgeMapping(t *testing.T) {
 		{name: "200 with a JSON result", ans: answer{200, nil, `{"posts":[],"has_more":false}`}, result: `{"posts":[],"has_more":false}`},
 		{name: "201 counts as done", ans: answer{201, nil, ` [1, 2] `}, result: `[1, 2]`},
 		{name: "204 without a body", ans: answer{204, nil, ``}, result: `null`},
-		{name: "200 that is not JSON", ans: answer{200, nil, `<html>oops</html>`}, kind: KindRuntime, status: 200, message: "not JSON: <html>oops</html>"},
-		{name: "401", ans: answer{401, nil, `{"error":"session expired"}`}, kind: KindAuthentication, status: 401, message: "session expired"},
-		{name: "403", ans: answer{403, nil, `forbidden for this account`}, kind: KindAuthentication, status: 403, message: "forbidden for this account"},
-		{name: "408", ans: answer{408, nil, ``}, kind: KindTransient, status: 408, message: "Request Timeout"},
+		{name: "200 that is not JSON", ans: answer{200, nil, `<html>oops</html>`}, kind: fault.Runtime, status: 200, message: "not JSON: <html>oops</html>"},
+		{name: "401", ans: answer{401, nil, `{"error":"session expired"}`}, kind: fault.Authentication, status: 401, message: "session expired"},
+		{name: "403", ans: answer{403, nil, `forbidden for this account`}, kind: fault.Authentication, status: 403, message: "forbidden for this account"},
+		{name: "408", ans: answer{408, nil, ``}, kind: fault.Transient, status: 408, message: "Request Timeout"},
 		{name: "429 with Retry-After seconds", ans: answer{429, map[string]string{"Retry-After": "17"}, `{"message":"slow down"}`},
-			kind: KindTransient, status: 429, retryAfter: 17 * time.Second, message: "slow down"},
+			kind: fault.Transient, status: 429, retryAfter: 17 * time.Second, message: "slow down"},
 		{name: "503 with Retry-After as a date", ans: answer{503, map[string]string{"Retry-After": now.Add(90 * time.Second).Format(http.TimeFormat)}, ``},
-			kind: KindTransient, status: 503, retryAfter: 90 * time.Second},
+			kind: fault.Transient, status: 503, retryAfter: 90 * time.Second},
 		{name: "500 with a Retry-After past the cap", ans: answer{500, map[string]string{"Retry-After": "999999"}, ``},
-			kind: KindTransient, status: 500, retryAfter: MaxRetryAfter},
-		{name: "502 with a bad Retry-After", ans: answer{502, map[string]string{"Retry-After": "soon"}, ``}, kind: KindTransient, status: 502},
-		{name: "400", ans: answer{400, nil, `{"error":"bad cursor"}`}, kind: KindRuntime, status: 400, message: "bad cursor"},
-		{name: "404", ans: answer{404, nil, ``}, kind: KindRuntime, status: 404},
-		{name: "422 ignores Retry-After", ans: answer{422, map[string]string{"Retry-After": "5"}, `no`}, kind: KindRuntime, status: 422},
-		{name: "a redirect is not followed", ans: answer{302, map[string]string{"Location": "/elsewhere"}, ``}, kind: KindRuntime, status: 302},
+			kind: fault.Transient, status: 500, retryAfter: MaxRetryAfter},
+		{name: "502 with a bad Retry-After", ans: answer{502, map[string]string{"Retry-After": "soon"}, ``}, kind: fault.Transient, status: 502},
+		{name: "400", ans: answer{400, nil, `{"error":"bad cursor"}`}, kind: fault.Runtime, status: 400, message: "bad cursor"},
+		{name: "404", ans: answer{404, nil, ``}, kind: fault.Runtime, status: 404},
+		{name: "422 ignores Retry-After", ans: answer{422, map[string]string{"Retry-After": "5"}, `no`}, kind: fault.Runtime, status: 422},
+		{name: "a redirect is not followed", ans: answer{302, map[string]string{"Location": "/elsewhere"}, ``}, kind: fault.Runtime, status: 302},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -92,7 +94,7 @@ func TestBridgeMapping(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("Call = %s, %v; want a *CallError", out, err)
 			}
-			if ce.Kind != c.kind || ce.FailureKind() != c.kind || ce.Status != c.status || ce.RetryAfter != c.retryAfter ||
+			if ce.Kind != c.kind || ce.FailureKind() != string(c.kind) || ce.Status != c.status || ce.RetryAfter != c.retryAfter ||
 				!strings.Contains(ce.Message, c.message) || !strings.Contains(ce.Endpoint, srv.URL) {
 				t.Errorf("error %+v; want kind %s, status %d, retry after %v, message %q", ce, c.kind, c.status, c.retryAfter, c.message)
 			}
@@ -114,7 +116,7 @@ func TestBridgeNoAnswer(t *testing.T) {
 	b, _ := NewBridge(BridgeOptions{URL: closed})
 	_, err = b.Call(t.Context(), Request{Class: "X"})
 	var ce *CallError
-	if !errors.As(err, &ce) || ce.Kind != KindTransient || ce.Status != 0 {
+	if !errors.As(err, &ce) || ce.Kind != fault.Transient || ce.Status != 0 {
 		t.Fatalf("refused connection: %v", err)
 	}
 
@@ -128,7 +130,7 @@ func TestBridgeNoAnswer(t *testing.T) {
 	defer srv.Close()
 	b, _ = NewBridge(BridgeOptions{URL: srv.URL, Timeout: 50 * time.Millisecond})
 	_, err = b.Call(t.Context(), Request{Class: "X"})
-	if !errors.As(err, &ce) || ce.Kind != KindTransient || !strings.Contains(ce.Message, "timed out") {
+	if !errors.As(err, &ce) || ce.Kind != fault.Transient || !strings.Contains(ce.Message, "timed out") {
 		t.Fatalf("timeout: %v", err)
 	}
 
@@ -156,7 +158,7 @@ func TestUnconfigured(t *testing.T) {
 	t.Parallel()
 	_, err := Unconfigured{}.Call(t.Context(), Request{Class: "CaptureHomeFeedJob"})
 	var ce *CallError
-	if !errors.As(err, &ce) || !ce.Permanent || ce.Kind != KindRuntime || !errors.Is(err, ErrNotConfigured) ||
+	if !errors.As(err, &ce) || !ce.Permanent || ce.Kind != fault.Runtime || !errors.Is(err, ErrNotConfigured) ||
 		!strings.Contains(err.Error(), "connector_url") || !strings.Contains(err.Error(), "CONVEYOR_CONNECTOR_URL") {
 		t.Fatalf("Unconfigured: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"conveyor/jobs"
 	"conveyor/jobs/sandbox"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -225,7 +226,7 @@ func TestConnectorFailures(t *testing.T) {
 	faulty := startSandbox(t, sandbox.Options{Seed: 3, FaultRate: 1}, nil)
 	r := jobs.NewRig(t, t.TempDir(), bridgeTo(t, faulty.URL))
 	accts := r.AddAccounts(40, "x")
-	kinds := map[string]int{}
+	kinds := map[fault.Kind]int{}
 	snoozes := 0
 	for _, a := range accts {
 		j := accountJob(r, jobs.SyncAvatar, a.ID)
@@ -249,7 +250,7 @@ func TestConnectorFailures(t *testing.T) {
 			}
 		}
 	}
-	if kinds[jobs.KindAuthentication] == 0 || kinds[jobs.KindRuntime] == 0 || kinds[jobs.KindTransient] == 0 || snoozes == 0 {
+	if kinds[fault.Authentication] == 0 || kinds[fault.Runtime] == 0 || kinds[fault.Transient] == 0 || snoozes == 0 {
 		t.Fatalf("kinds %v, snoozes %d", kinds, snoozes)
 	}
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"conveyor/ops/fault"
 )
 
 // Connector reaches the outside services the account jobs act on
@@ -30,13 +32,6 @@ type Request struct {
 	JobID uint64 `json:"job_id"`
 }
 
-// The failure kinds a CallError carries (the failure pipeline's).
-const (
-	KindAuthentication = "authentication"
-	KindTransient      = "transient"
-	KindRuntime        = "runtime"
-)
-
 // CallError is a call the outside service did not answer with success.
 // Its FailureKind is what the failure pipeline records: authentication
 // failures are never retried; a transient one with RetryAfter is snoozed
@@ -45,8 +40,9 @@ type CallError struct {
 	Endpoint string
 	// Status is the HTTP status; 0 when there was no answer.
 	Status int
-	// Kind is KindAuthentication, KindTransient or KindRuntime.
-	Kind string
+	// Kind is the failure's kind (fault.Authentication, fault.Transient
+	// or fault.Runtime).
+	Kind fault.Kind
 	// RetryAfter is the service's Retry-After (transient answers only).
 	RetryAfter time.Duration
 	// Message is what the service said, or what went wrong.
@@ -67,7 +63,7 @@ func (e *CallError) Error() string {
 }
 
 // FailureKind is the failure's kind, read by the failure pipeline.
-func (e *CallError) FailureKind() string { return e.Kind }
+func (e *CallError) FailureKind() string { return string(e.Kind) }
 
 // ErrNotConfigured is matched (errors.Is) by the error of a call when no
 // connector is configured.
@@ -79,7 +75,7 @@ type Unconfigured struct{}
 
 // Call fails.
 func (Unconfigured) Call(context.Context, Request) (json.RawMessage, error) {
-	return nil, &CallError{Kind: KindRuntime, Permanent: true, Endpoint: "connector",
+	return nil, &CallError{Kind: fault.Runtime, Permanent: true, Endpoint: "connector",
 		Message: "no connector is configured: set connector_url in the configuration file or CONVEYOR_CONNECTOR_URL " +
 			"to the URL of your connector service (or run the demo: conveyor serve --demo)"}
 }

@@ -17,6 +17,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -286,23 +287,23 @@ func (c *Catalog) runCommand(ctx context.Context, job *queue.Job, d DeclaredClas
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		err = &CallError{Endpoint: endpoint, Kind: KindTransient, Message: fmt.Sprintf("killed after %s: %v; %s", took.Round(time.Millisecond), ctx.Err(), tail)}
+		err = &CallError{Endpoint: endpoint, Kind: fault.Transient, Message: fmt.Sprintf("killed after %s: %v; %s", took.Round(time.Millisecond), ctx.Err(), tail)}
 		return c.declaredOutcome(ctx, job, endpoint, took, -1, output, err)
 	case errors.As(err, &ee):
 		code := ee.ExitCode()
-		kind := KindRuntime
+		kind := fault.Runtime
 		switch code {
 		case ExitTransient:
-			kind = KindTransient
+			kind = fault.Transient
 		case ExitAuthentication:
-			kind = KindAuthentication
+			kind = fault.Authentication
 		}
 		err = &CallError{Endpoint: endpoint, Status: code, Kind: kind, Message: fmt.Sprintf("exit status %d: %s", code, tail)}
 		return c.declaredOutcome(ctx, job, endpoint, took, code, output, err)
 	default:
 		// It could not start (no such program, not executable): retrying
 		// will not help until the configuration changes.
-		err = &CallError{Endpoint: endpoint, Kind: KindRuntime, Permanent: true, Message: err.Error()}
+		err = &CallError{Endpoint: endpoint, Kind: fault.Runtime, Permanent: true, Message: err.Error()}
 		return c.declaredOutcome(ctx, job, endpoint, took, -1, output, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"conveyor/jobs"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 )
 
 func TestParseDeclared(t *testing.T) {
@@ -111,12 +112,14 @@ exit 0
 	}
 	ctx := context.Background()
 	for _, c := range []struct {
-		args, kind, output string
+		args   string
+		kind   fault.Kind
+		output string
 	}{
 		{`{"n":1}`, "", `got {"n":1}`},
-		{`{"mode":"transient"}`, jobs.KindTransient, "busy"},
-		{`{"mode":"auth"}`, jobs.KindAuthentication, "denied"},
-		{`{"mode":"broken"}`, jobs.KindRuntime, "bug"},
+		{`{"mode":"transient"}`, fault.Transient, "busy"},
+		{`{"mode":"auth"}`, fault.Authentication, "denied"},
+		{`{"mode":"broken"}`, fault.Runtime, "bug"},
 	} {
 		j := r.Enqueue(lanes.JobRequest{Class: "ShellJob", Args: json.RawMessage(c.args)})
 		err := r.Perform(j)
@@ -140,7 +143,7 @@ exit 0
 	err = cls.Handler.Perform(tctx, j)
 	cancel()
 	var ce *jobs.CallError
-	if !errors.As(err, &ce) || ce.Kind != jobs.KindTransient || !strings.Contains(err.Error(), "killed after") {
+	if !errors.As(err, &ce) || ce.Kind != fault.Transient || !strings.Contains(err.Error(), "killed after") {
 		t.Fatalf("a command past its timeout: %v", err)
 	}
 	// A program that cannot start will not start on a retry either.
@@ -192,7 +195,7 @@ func TestDeclaredHTTP(t *testing.T) {
 		t.Fatalf("503 with Retry-After: %v, want a snooze", err)
 	}
 	var ce *jobs.CallError
-	if err := r.Perform(r.Enqueue(lanes.JobRequest{Class: "NoTokenJob"})); !errors.As(err, &ce) || ce.Kind != jobs.KindAuthentication {
+	if err := r.Perform(r.Enqueue(lanes.JobRequest{Class: "NoTokenJob"})); !errors.As(err, &ce) || ce.Kind != fault.Authentication {
 		t.Fatalf("401: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -190,7 +191,7 @@ func (c *Catalog) analyzePost(ctx context.Context, job *queue.Job, args AnalyzeA
 		return nil
 	}
 	if c.ai == nil {
-		return lanes.Discard(&CallError{Kind: KindRuntime, Permanent: true, Endpoint: "local AI",
+		return lanes.Discard(&CallError{Kind: fault.Runtime, Permanent: true, Endpoint: "local AI",
 			Message: "the local AI service is not configured: set LOCAL_AI_URL (see docs/local-ai.md)"})
 	}
 	start := time.Now()

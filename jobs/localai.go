@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"conveyor/ops/fault"
 )
 
 // AnalyzePath is the local AI service's analysis endpoint, under its URL.
@@ -44,7 +46,7 @@ func (l *LocalAI) Analyze(ctx context.Context, req AnalyzeRequest, attempt int) 
 		return nil, err
 	}
 	if len(out) == 0 || out[0] != '{' {
-		return nil, &CallError{Endpoint: "POST " + l.url, Status: http.StatusOK, Kind: KindRuntime,
+		return nil, &CallError{Endpoint: "POST " + l.url, Status: http.StatusOK, Kind: fault.Runtime,
 			Message: "the analysis is not a JSON object: " + excerpt(out)}
 	}
 	return out, nil

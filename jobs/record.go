@@ -12,6 +12,7 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -108,7 +109,7 @@ func (c *Catalog) call(ctx context.Context, job *queue.Job, accountID int64, arg
 		Latency: time.Since(start), Status: 200}
 	if err == nil && out != nil {
 		if derr := json.Unmarshal(res, out); derr != nil {
-			err = &CallError{Endpoint: endpoint, Status: 200, Kind: KindRuntime,
+			err = &CallError{Endpoint: endpoint, Status: 200, Kind: fault.Runtime,
 				Message: fmt.Sprintf("the answer is not %s's result: %v", job.Class, derr)}
 		}
 	}
@@ -134,7 +135,7 @@ func (c *Catalog) outcome(ctx context.Context, job *queue.Job, err error) error 
 	switch {
 	case ce.Permanent:
 		return lanes.Discard(err)
-	case ce.Kind == KindTransient && ce.RetryAfter > 0:
+	case ce.Kind == fault.Transient && ce.RetryAfter > 0:
 		if c.snoozes(ctx, job) >= maxSnoozes {
 			return err
 		}

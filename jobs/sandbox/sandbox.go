@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"conveyor/jobs"
+	"conveyor/ops/fault"
 )
 
 // The environment variables that configure the sandbox, and their defaults.
@@ -182,7 +183,7 @@ func (s *Sandbox) Call(ctx context.Context, req jobs.Request) (json.RawMessage, 
 	var a jobs.CallArgs
 	dec := json.NewDecoder(strings.NewReader(string(req.Args)))
 	if err := dec.Decode(&a); err != nil || a.Username == "" {
-		return nil, &jobs.CallError{Endpoint: endpoint, Status: http.StatusBadRequest, Kind: jobs.KindRuntime,
+		return nil, &jobs.CallError{Endpoint: endpoint, Status: http.StatusBadRequest, Kind: fault.Runtime,
 			Message: "args must carry the account's username"}
 	}
 	var out any
@@ -192,7 +193,7 @@ func (s *Sandbox) Call(ctx context.Context, req jobs.Request) (json.RawMessage, 
 	case "SyncFollowGraphJob":
 		p, err := s.follows(a)
 		if err != nil {
-			return nil, &jobs.CallError{Endpoint: endpoint, Status: http.StatusBadRequest, Kind: jobs.KindRuntime, Message: err.Error()}
+			return nil, &jobs.CallError{Endpoint: endpoint, Status: http.StatusBadRequest, Kind: fault.Runtime, Message: err.Error()}
 		}
 		out = p
 	case "StoryAutoReplyJob":
@@ -206,7 +207,7 @@ func (s *Sandbox) Call(ctx context.Context, req jobs.Request) (json.RawMessage, 
 	case "RefreshProfilesJob":
 		out = s.refresh(a)
 	default:
-		return nil, &jobs.CallError{Endpoint: endpoint, Status: http.StatusNotFound, Kind: jobs.KindRuntime,
+		return nil, &jobs.CallError{Endpoint: endpoint, Status: http.StatusNotFound, Kind: fault.Runtime,
 			Message: fmt.Sprintf("the sandbox does not serve class %s", req.Class)}
 	}
 	b, err := json.Marshal(out)
@@ -241,17 +242,17 @@ func (s *Sandbox) fault(endpoint string, all bool, parts ...string) error {
 	pick := unit(s.h(append(parts, "fault-kind")...))
 	switch {
 	case !all || pick < 0.7:
-		e := &jobs.CallError{Endpoint: endpoint, Status: http.StatusServiceUnavailable, Kind: jobs.KindTransient,
+		e := &jobs.CallError{Endpoint: endpoint, Status: http.StatusServiceUnavailable, Kind: fault.Transient,
 			Message: "sandbox: the service is briefly unavailable"}
 		if pick < 0.35 {
 			e.Status, e.RetryAfter, e.Message = http.StatusTooManyRequests, RetryAfter, "sandbox: rate limited"
 		}
 		return e
 	case pick < 0.9:
-		return &jobs.CallError{Endpoint: endpoint, Status: http.StatusBadRequest, Kind: jobs.KindRuntime,
+		return &jobs.CallError{Endpoint: endpoint, Status: http.StatusBadRequest, Kind: fault.Runtime,
 			Message: "sandbox: the service refused the request"}
 	default:
-		return &jobs.CallError{Endpoint: endpoint, Status: http.StatusUnauthorized, Kind: jobs.KindAuthentication,
+		return &jobs.CallError{Endpoint: endpoint, Status: http.StatusUnauthorized, Kind: fault.Authentication,
 			Message: "sandbox: the account's session expired"}
 	}
 }

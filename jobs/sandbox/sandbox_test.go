@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"conveyor/jobs"
+	"conveyor/ops/fault"
 )
 
 var day = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -152,7 +153,7 @@ func TestFollowLists(t *testing.T) {
 func TestFaults(t *testing.T) {
 	t.Parallel()
 	s := New(Options{Seed: 5, Accounts: 1, FaultRate: 1, Now: at(day)})
-	kinds := map[string]int{}
+	kinds := map[fault.Kind]int{}
 	for i := range 300 {
 		_, err := call(t, s, "StoryAutoReplyJob", jobs.CallArgs{AccountID: int64(i), Username: "u"}, 1)
 		var ce *jobs.CallError
@@ -160,7 +161,7 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("call %d: %v", i, err)
 		}
 		kinds[ce.Kind]++
-		want := map[string][]int{jobs.KindTransient: {503, 429}, jobs.KindRuntime: {400}, jobs.KindAuthentication: {401}}[ce.Kind]
+		want := map[fault.Kind][]int{fault.Transient: {503, 429}, fault.Runtime: {400}, fault.Authentication: {401}}[ce.Kind]
 		if ce.Status != want[0] && (len(want) < 2 || ce.Status != want[1]) {
 			t.Fatalf("%s fault with status %d", ce.Kind, ce.Status)
 		}
@@ -168,7 +169,7 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("status %d with Retry-After %v", ce.Status, ce.RetryAfter)
 		}
 	}
-	if kinds[jobs.KindTransient] < 150 || kinds[jobs.KindRuntime] == 0 || kinds[jobs.KindAuthentication] == 0 {
+	if kinds[fault.Transient] < 150 || kinds[fault.Runtime] == 0 || kinds[fault.Authentication] == 0 {
 		t.Fatalf("fault kinds %v", kinds)
 	}
 	calm := New(Options{Seed: 5, Accounts: 1, Now: at(day)})
@@ -279,7 +280,7 @@ func TestLocalAIStandIn(t *testing.T) {
 	fai, _ := jobs.NewLocalAI(fsrv.URL, 0)
 	_, err = fai.Analyze(t.Context(), jobs.AnalyzeRequest{PostID: "p1"}, 1)
 	var ce *jobs.CallError
-	if !errors.As(err, &ce) || ce.Kind != jobs.KindTransient {
+	if !errors.As(err, &ce) || ce.Kind != fault.Transient {
 		t.Fatalf("faulty analysis: %v (analyses fail only transiently)", err)
 	}
 }
