@@ -32,7 +32,7 @@ func BenchmarkFanOut100k(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	clk := NewClock(time.Date(2026, 6, 1, 12, 10, 0, 0, time.UTC))
+	clk := cron.NewFakeClock(time.Date(2026, 6, 1, 12, 10, 0, 0, time.UTC))
 	db, err := data.Open(ctx, filepath.Join(dir, "conveyor.db"), data.Options{Now: clk.Now, Logger: log, ReadConns: 4})
 	if err != nil {
 		b.Fatal(err)

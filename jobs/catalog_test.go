@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"conveyor/cron"
 	"conveyor/data"
 	"conveyor/jobs"
 	"conveyor/jobs/sandbox"
@@ -44,7 +45,7 @@ func withAI(t *testing.T, s *sandbox.Sandbox) func(*jobs.Options) {
 // stand-in answers.
 func TestContinuousFeedCapture(t *testing.T) {
 	t.Parallel()
-	clk := jobs.NewClock(jobs.RigStart)
+	clk := cron.NewFakeClock(jobs.RigStart)
 	sb := startSandbox(t, sandbox.Options{Seed: 4, Now: clk.Now}, nil)
 	r := jobs.NewRigClock(t, t.TempDir(), clk, bridgeTo(t, sb.URL), withAI(t, sb.Sandbox))
 	acct := r.AddAccounts(1, "feed")[0]
@@ -265,7 +266,7 @@ func TestConnectorFailures(t *testing.T) {
 // TestPurgeExpiredMedia deletes the files and rows past the retention.
 func TestPurgeExpiredMedia(t *testing.T) {
 	t.Parallel()
-	clk := jobs.NewClock(jobs.RigStart)
+	clk := cron.NewFakeClock(jobs.RigStart)
 	sb := startSandbox(t, sandbox.Options{Seed: 8, Now: clk.Now}, nil)
 	r := jobs.NewRigClock(t, t.TempDir(), clk, bridgeTo(t, sb.URL))
 	acct := r.AddAccounts(1, "m")[0]

@@ -11,39 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"conveyor/cron"
 	"conveyor/data"
 	"conveyor/internal/testlog"
 	"conveyor/lanes"
 	"conveyor/queue"
 )
-
-// Clock is a settable clock shared by a rig's store, database and catalog.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Set sets the clock.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-// Advance moves the clock on.
-func (c *Clock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
 
 // Rig is a catalog on a real queue store and a real SQLite database in a
 // directory, with a shared fake clock. Tests of this package and of
@@ -51,7 +24,7 @@ func (c *Clock) Advance(d time.Duration) time.Time {
 type Rig struct {
 	T     testing.TB
 	Dir   string
-	Clock *Clock
+	Clock *cron.FakeClock
 	Store *queue.Store
 	DB    *data.DB
 	Reg   *lanes.Registry
@@ -68,14 +41,11 @@ var RigStart = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 // consistency check of both stores.
 func NewRig(t testing.TB, dir string, tune ...func(*Options)) *Rig {
 	t.Helper()
-	return NewRigClock(t, dir, NewClock(RigStart), tune...)
+	return NewRigClock(t, dir, cron.NewFakeClock(RigStart), tune...)
 }
 
-// NewClock returns a clock at t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
 // NewRigClock is NewRig with the given clock (shared with a sandbox).
-func NewRigClock(t testing.TB, dir string, clk *Clock, tune ...func(*Options)) *Rig {
+func NewRigClock(t testing.TB, dir string, clk *cron.FakeClock, tune ...func(*Options)) *Rig {
 	t.Helper()
 	r := &Rig{T: t, Dir: dir, Clock: clk}
 	log := testlog.New(t)
