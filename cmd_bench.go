@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"conveyor/internal/procstat"
 	"conveyor/lanes"
 	"conveyor/queue"
 	"conveyor/ui"
@@ -512,19 +513,5 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// peakRSSMB reads the process's peak resident set (VmHWM).
-func peakRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
-			return float64(kb) / 1024
-		}
-	}
-	return 0
-}
+// peakRSSMB is the process's peak resident set in MiB.
+func peakRSSMB() float64 { return float64(procstat.PeakRSS()) / (1 << 20) }

@@ -1,19 +1,17 @@
 package jobs
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"conveyor/cron"
 	"conveyor/data"
+	"conveyor/internal/procstat"
 	"conveyor/lanes"
 	"conveyor/queue"
 )
@@ -106,30 +104,12 @@ func BenchmarkFanOut100k(b *testing.B) {
 		b.ReportMetric(perSec, "jobs/s")
 		b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/accounts, "B-alloc/job")
 		b.ReportMetric(float64(after.HeapInuse)/(1<<20), "MiB-heap")
-		b.ReportMetric(float64(peakRSS())/(1<<20), "MiB-peak-RSS")
+		b.ReportMetric(float64(procstat.PeakRSS())/(1<<20), "MiB-peak-RSS")
 		fmt.Printf("fan-out of %d accounts: %d runs in %v, %.0f jobs enqueued/s, %.0f bytes allocated per job, heap in use %.1f MiB, peak RSS %.1f MiB\n",
 			accounts, runs, took.Round(time.Millisecond), perSec, float64(after.TotalAlloc-before.TotalAlloc)/accounts,
-			float64(after.HeapInuse)/(1<<20), float64(peakRSS())/(1<<20))
+			float64(after.HeapInuse)/(1<<20), float64(procstat.PeakRSS())/(1<<20))
 		st.Close()
 		clk.Set(tick)
 		b.StartTimer()
 	}
-}
-
-// peakRSS is the process's peak resident set (VmHWM), 0 when unknown.
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			return kb << 10
-		}
-	}
-	return 0
 }
