@@ -311,14 +311,20 @@ func (db *DB) RecordSync(ctx context.Context, id int64, at time.Time, result str
 }
 
 func (db *DB) updateAccount(ctx context.Context, id int64, set string, args ...any) error {
+	return db.updateRow(ctx, "accounts", "account", id, set+`, updated_at = ?`, append(args, db.nowUTC().UnixMilli())...)
+}
+
+// updateRow runs UPDATE table SET set WHERE id = id in one write
+// transaction; what names the row in errors, and no such row is
+// ErrNotFound.
+func (db *DB) updateRow(ctx context.Context, table, what string, id int64, set string, args ...any) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET `+set+`, updated_at = ? WHERE id = ?`,
-			append(args, db.nowUTC().UnixMilli(), id)...)
+		res, err := tx.ExecContext(ctx, `UPDATE `+table+` SET `+set+` WHERE id = ?`, append(args, id)...)
 		if err != nil {
-			return fmt.Errorf("data: update account %d: %w", id, err)
+			return fmt.Errorf("data: update %s %d: %w", what, id, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("data: account %d: %w", id, ErrNotFound)
+			return fmt.Errorf("data: %s %d: %w", what, id, ErrNotFound)
 		}
 		return nil
 	})

@@ -130,16 +130,7 @@ func (db *DB) SetPostAnalysis(ctx context.Context, id int64, analysis json.RawMe
 	if !json.Valid(analysis) {
 		return &FieldError{Field: "analysis", Reason: "must be a JSON document"}
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE posts SET analysis = ?, analyzed_at = ? WHERE id = ?`, string(analysis), ms(at), id)
-		if err != nil {
-			return fmt.Errorf("data: analysis of post %d: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("data: post %d: %w", id, ErrNotFound)
-		}
-		return nil
-	})
+	return db.updateRow(ctx, "posts", "post", id, `analysis = ?, analyzed_at = ?`, string(analysis), ms(at))
 }
 
 // Media is a media file stored for a post. Path is relative to the media
