@@ -1,18 +1,15 @@
 package ui
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"conveyor/data"
-	"conveyor/internal/testlog"
 )
 
 type accountsRig struct {
@@ -23,16 +20,7 @@ type accountsRig struct {
 
 func newAccountsRig(t *testing.T) *accountsRig {
 	t.Helper()
-	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{ReadConns: 4, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.IntegrityCheck(context.WithoutCancel(t.Context())); err != nil {
-			t.Errorf("integrity: %v", err)
-		}
-		db.Close()
-	})
+	db := openTestDB(t)
 	changed := new(atomic.Int64)
 	r := newRig(t, rigOpts{cfg: func(c *Config) {
 		c.AccountsConfig = AccountsConfig{AccountsDB: db, AccountsChanged: func() { changed.Add(1) }}

@@ -1,18 +1,15 @@
 package ui
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"conveyor/data"
-	"conveyor/internal/testlog"
 	"conveyor/ops/failures"
 	"conveyor/ops/fault"
 )
@@ -27,16 +24,7 @@ type failureRig struct {
 
 func newFailureRig(t *testing.T) *failureRig {
 	t.Helper()
-	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{ReadConns: 4, Logger: testlog.New(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := db.IntegrityCheck(context.WithoutCancel(t.Context())); err != nil {
-			t.Errorf("integrity: %v", err)
-		}
-		db.Close()
-	})
+	db := openTestDB(t)
 	tracker, err := failures.NewTracker(failures.TrackerOptions{DB: db})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"conveyor/data"
 	"conveyor/internal/testlog"
 	"conveyor/lanes"
 	"conveyor/queue"
@@ -245,4 +246,21 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// openTestDB opens a real SQLite database in a temp dir, checked and
+// closed at cleanup.
+func openTestDB(t *testing.T) *data.DB {
+	t.Helper()
+	db, err := data.Open(t.Context(), filepath.Join(t.TempDir(), "conveyor.db"), data.Options{ReadConns: 4, Logger: testlog.New(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.IntegrityCheck(context.WithoutCancel(t.Context())); err != nil {
+			t.Errorf("integrity: %v", err)
+		}
+		db.Close()
+	})
+	return db
 }
