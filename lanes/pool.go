@@ -60,6 +60,7 @@ type Pool struct {
 	stopping  chan struct{}
 	wg        sync.WaitGroup
 	started   atomic.Bool
+	quiet     atomic.Bool
 	stopOnce  sync.Once
 	stopErr   error
 }
@@ -135,7 +136,7 @@ func (p *Pool) Start() error {
 		l.gateMu.Lock()
 		c, err := p.store.Consume(queue.ConsumerConfig{
 			Name: l.Name, Queues: l.Queues, Weights: l.Weights, Concurrency: l.Concurrency,
-			MaxPrefetch: p.opts.MaxPrefetch, Lease: DefaultTimeout + leaseGrace, Closed: !l.open,
+			MaxPrefetch: p.opts.MaxPrefetch, Lease: DefaultTimeout + leaseGrace, Closed: !l.open || p.quiet.Load(),
 		})
 		l.c = c
 		l.gateMu.Unlock()
@@ -164,10 +165,28 @@ func (p *Pool) SetGate(laneName string, open bool, reason string) error {
 		l.reason = ""
 	}
 	if l.c != nil {
-		l.c.SetOpen(open)
+		l.c.SetOpen(open && !p.quiet.Load())
 	}
 	return nil
 }
+
+// SetQuiet makes every lane stop claiming jobs (Sidekiq's "quiet"), or
+// claim again. Running jobs finish; jobs wait in their queues. A gate keeps
+// its own state: a lane claims only while its gate is open and the pool is
+// not quiet.
+func (p *Pool) SetQuiet(quiet bool) {
+	p.quiet.Store(quiet)
+	for _, l := range p.lanes {
+		l.gateMu.Lock()
+		if l.c != nil {
+			l.c.SetOpen(l.open && !quiet)
+		}
+		l.gateMu.Unlock()
+	}
+}
+
+// Quiet reports whether the pool is quiet (SetQuiet).
+func (p *Pool) Quiet() bool { return p.quiet.Load() }
 
 // LaneStats describes a lane now.
 type LaneStats struct {

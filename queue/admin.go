@@ -183,38 +183,41 @@ func (t *txn) lookup(id uint64) (*Job, State, error) {
 // another go). It returns ErrRunning for a running job and ErrWrongState for a
 // ready or done one.
 func (s *Store) RetryNow(ctx context.Context, id uint64) error {
-	return s.admin(ctx, func(t *txn) error {
-		j, st, err := t.lookup(id)
-		if err != nil {
+	return s.admin(ctx, func(t *txn) error { return t.retryNow(id) })
+}
+
+// retryNow is RetryNow inside the writer's transaction.
+func (t *txn) retryNow(id uint64) error {
+	j, st, err := t.lookup(id)
+	if err != nil {
+		return err
+	}
+	switch st {
+	case StateRunning:
+		return ErrRunning
+	case StateReady, StateDone:
+		return fmt.Errorf("%w: job %d is %s", ErrWrongState, id, st)
+	}
+	qid, err := t.removeIndexed(j, st)
+	if err != nil {
+		return err
+	}
+	if st == StateDead {
+		j.FinishedAt = timeZero
+		if j.Attempt >= j.MaxAttempts {
+			j.MaxAttempts = j.Attempt + 1
+		}
+		if err := t.retakeUnique(j); err != nil {
 			return err
 		}
-		switch st {
-		case StateRunning:
-			return ErrRunning
-		case StateReady, StateDone:
-			return fmt.Errorf("%w: job %d is %s", ErrWrongState, id, st)
-		}
-		qid, err := t.removeIndexed(j, st)
-		if err != nil {
-			return err
-		}
-		if st == StateDead {
-			j.FinishedAt = timeZero
-			if j.Attempt >= j.MaxAttempts {
-				j.MaxAttempts = j.Attempt + 1
-			}
-			if err := t.retakeUnique(j); err != nil {
-				return err
-			}
-		}
-		j.RunAt = t.now
-		if err := t.putRecord(j); err != nil {
-			return err
-		}
-		t.change.touch(j.Queue)
-		t.change.op(fmt.Sprintf("retry %d", id))
-		return t.putReady(qid, id, t.nowNs, false)
-	})
+	}
+	j.RunAt = t.now
+	if err := t.putRecord(j); err != nil {
+		return err
+	}
+	t.change.touch(j.Queue)
+	t.change.op(fmt.Sprintf("retry %d", id))
+	return t.putReady(qid, id, t.nowNs, false)
 }
 
 // retakeUnique gives a revived job its unique key back, unless another unfinished
@@ -240,23 +243,26 @@ func (t *txn) retakeUnique(j *Job) error {
 // Discard deletes a job that is not running, whatever its state, and frees its
 // unique key. It returns ErrRunning for a running job.
 func (s *Store) Discard(ctx context.Context, id uint64) error {
-	return s.admin(ctx, func(t *txn) error {
-		j, st, err := t.lookup(id)
-		if err != nil {
-			return err
-		}
-		if st == StateRunning {
-			return ErrRunning
-		}
-		if _, err := t.removeIndexed(j, st); err != nil {
-			return err
-		}
-		if err := t.forgetUnique(j.UniqueKey, id); err != nil {
-			return err
-		}
-		t.change.Removed++
-		t.change.touch(j.Queue)
-		t.change.op(fmt.Sprintf("discard %d", id))
-		return t.jobs.Delete(u64(id))
-	})
+	return s.admin(ctx, func(t *txn) error { return t.discard(id) })
+}
+
+// discard is Discard inside the writer's transaction.
+func (t *txn) discard(id uint64) error {
+	j, st, err := t.lookup(id)
+	if err != nil {
+		return err
+	}
+	if st == StateRunning {
+		return ErrRunning
+	}
+	if _, err := t.removeIndexed(j, st); err != nil {
+		return err
+	}
+	if err := t.forgetUnique(j.UniqueKey, id); err != nil {
+		return err
+	}
+	t.change.Removed++
+	t.change.touch(j.Queue)
+	t.change.op(fmt.Sprintf("discard %d", id))
+	return t.jobs.Delete(u64(id))
 }

@@ -100,12 +100,18 @@ var ErrRetryRefused = errors.New("failures: retry refused")
 // RefusedError is returned by Retry when a failure may not be retried.
 type RefusedError struct {
 	FailureID int64
-	Reason    RefusalReason
-	Detail    string // for people: what was found and what to do
+	// JobID is set when a job was refused whose failure is not recorded
+	// (RetryJobs); FailureID is then 0.
+	JobID  uint64
+	Reason RefusalReason
+	Detail string // for people: what was found and what to do
 }
 
-// Error names the failure, the reason and the detail.
+// Error names the failure (or job), the reason and the detail.
 func (e *RefusedError) Error() string {
+	if e.FailureID == 0 && e.JobID != 0 {
+		return fmt.Sprintf("failures: retry of job %d refused (%s): %s", e.JobID, e.Reason, e.Detail)
+	}
 	return fmt.Sprintf("failures: retry of failure %d refused (%s): %s", e.FailureID, e.Reason, e.Detail)
 }
 
@@ -356,8 +362,7 @@ func (r *Retrier) jobOf(f *data.Failure) (*queue.Job, error) {
 		return nil, nil
 	case err != nil:
 		return nil, err
-	case j.Class != f.Class || j.Queue != f.Queue || j.CreatedAt.After(f.OccurredAt.Add(time.Millisecond)):
-		// (failure times are stored to the millisecond)
+	case !FailureOfJob(f, j): // (failure times are stored to the millisecond)
 		return nil, nil
 	}
 	return j, nil
@@ -366,6 +371,43 @@ func (r *Retrier) jobOf(f *data.Failure) (*queue.Job, error) {
 // act claims the failure (queued) and makes the retry; when the retry
 // cannot be made, the claim is undone.
 func (r *Retrier) act(ctx context.Context, f *data.Failure, plan retryPlan, mode retryMode) (RetryResult, error) {
+	res, err := r.claim(ctx, f, plan, mode)
+	if err != nil {
+		return RetryResult{}, err
+	}
+	if plan.revive {
+		err := r.store.RetryNow(ctx, f.JobID)
+		switch {
+		case err == nil:
+			res.JobID, res.Revived = f.JobID, true
+			return res, nil
+		case !errors.Is(err, queue.ErrNotFound):
+			return RetryResult{}, r.undo(ctx, f, r.reviveError(f, err))
+		}
+		// Trimmed meanwhile: enqueue it again.
+		if ArgsTruncated(f.Args) {
+			return RetryResult{}, r.undo(ctx, f, &RefusedError{FailureID: f.ID, Reason: RefusedArgsTruncated,
+				Detail: fmt.Sprintf("job %d is gone and its args were too large to keep", f.JobID)})
+		}
+	}
+	nj, err := r.reg.NewJob(r.topo, lanes.JobRequest{Class: f.Class, Queue: f.Queue, Args: f.Args, Context: retryContext(f)})
+	if err != nil {
+		return RetryResult{}, r.undo(ctx, f, fmt.Errorf("failures: retry failure %d: %w", f.ID, err))
+	}
+	out, err := r.store.Enqueue(ctx, nj)
+	if err != nil {
+		return RetryResult{}, r.undo(ctx, f, fmt.Errorf("failures: retry failure %d: enqueue: %w", f.ID, err))
+	}
+	if err := r.db.SetFailureRetryJob(context.WithoutCancel(ctx), f.ID, out.ID); err != nil {
+		r.log.Error("retry enqueued but its job not recorded", "failure", f.ID, "job", out.ID, "error", err)
+	}
+	res.JobID = out.ID
+	return res, nil
+}
+
+// claim marks the failure's retry queued (from none, or refused by hand),
+// so that two retries of one failure never both proceed.
+func (r *Retrier) claim(ctx context.Context, f *data.Failure, plan retryPlan, mode retryMode) (RetryResult, error) {
 	from := []data.RetryStatus{data.RetryNone, data.RetryRefused}
 	if mode.auto {
 		from = from[:1]
@@ -390,45 +432,26 @@ func (r *Retrier) act(ctx context.Context, f *data.Failure, plan retryPlan, mode
 		return RetryResult{}, &RefusedError{FailureID: f.ID, Reason: RefusedAlreadyRetried, Detail: "another retry of it is in progress"}
 	}
 	r.publish()
-	undo := func(cause error) (RetryResult, error) {
-		if _, err := r.db.UpdateFailureRetryIf(context.WithoutCancel(ctx), f.ID, []data.RetryStatus{data.RetryQueued}, f.Retry); err != nil {
-			r.log.Error("could not undo a retry's claim", "failure", f.ID, "error", err)
-		}
-		r.publish()
-		return RetryResult{}, cause
+	return RetryResult{FailureID: f.ID, Attempts: claim.Attempts}, nil
+}
+
+// undo gives the failure back the retry state it had before claim, and
+// returns cause.
+func (r *Retrier) undo(ctx context.Context, f *data.Failure, cause error) error {
+	if _, err := r.db.UpdateFailureRetryIf(context.WithoutCancel(ctx), f.ID, []data.RetryStatus{data.RetryQueued}, f.Retry); err != nil {
+		r.log.Error("could not undo a retry's claim", "failure", f.ID, "error", err)
 	}
-	res := RetryResult{FailureID: f.ID, Attempts: claim.Attempts}
-	if plan.revive {
-		err := r.store.RetryNow(ctx, f.JobID)
-		switch {
-		case err == nil:
-			res.JobID, res.Revived = f.JobID, true
-			return res, nil
-		case errors.Is(err, queue.ErrRunning) || errors.Is(err, queue.ErrWrongState):
-			return undo(&RefusedError{FailureID: f.ID, Reason: RefusedJobPending,
-				Detail: fmt.Sprintf("job %d changed state meanwhile: %v", f.JobID, err)})
-		case !errors.Is(err, queue.ErrNotFound):
-			return undo(fmt.Errorf("failures: retry failure %d: %w", f.ID, err))
-		}
-		// Trimmed meanwhile: enqueue it again.
-		if ArgsTruncated(f.Args) {
-			return undo(&RefusedError{FailureID: f.ID, Reason: RefusedArgsTruncated,
-				Detail: fmt.Sprintf("job %d is gone and its args were too large to keep", f.JobID)})
-		}
+	r.publish()
+	return cause
+}
+
+// reviveError explains why the queue would not revive f's job.
+func (r *Retrier) reviveError(f *data.Failure, err error) error {
+	if errors.Is(err, queue.ErrRunning) || errors.Is(err, queue.ErrWrongState) {
+		return &RefusedError{FailureID: f.ID, Reason: RefusedJobPending,
+			Detail: fmt.Sprintf("job %d changed state meanwhile: %v", f.JobID, err)}
 	}
-	nj, err := r.reg.NewJob(r.topo, lanes.JobRequest{Class: f.Class, Queue: f.Queue, Args: f.Args, Context: retryContext(f)})
-	if err != nil {
-		return undo(fmt.Errorf("failures: retry failure %d: %w", f.ID, err))
-	}
-	out, err := r.store.Enqueue(ctx, nj)
-	if err != nil {
-		return undo(fmt.Errorf("failures: retry failure %d: enqueue: %w", f.ID, err))
-	}
-	if err := r.db.SetFailureRetryJob(context.WithoutCancel(ctx), f.ID, out.ID); err != nil {
-		r.log.Error("retry enqueued but its job not recorded", "failure", f.ID, "job", out.ID, "error", err)
-	}
-	res.JobID = out.ID
-	return res, nil
+	return fmt.Errorf("failures: retry failure %d: %w", f.ID, err)
 }
 
 // retryContext is the context of a new job retrying f: f's account,
