@@ -171,6 +171,9 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	a.storageUI(&cfg) // after failuresUI, which sets the whole FailuresConfig
 	a.scheduleUI(&cfg)
 	a.jobsUI(&cfg)
+	if err := a.dashboardUI(&cfg); err != nil {
+		return nil, err
+	}
 	if a.web, err = ui.New(cfg); err != nil {
 		return nil, err
 	}

@@ -41,12 +41,13 @@ type settings struct {
 	Queue           queue.Options
 
 	// The features' own settings (app_storage.go, app_failures.go,
-	// app_schedule.go, app_localai.go, app_jobs.go).
-	Storage  storageSettings
-	Failures failureSettings
-	Schedule scheduleSettings
-	LocalAI  localAISettings
-	Jobs     jobsSettings
+	// app_schedule.go, app_localai.go, app_jobs.go, app_dashboard.go).
+	Storage   storageSettings
+	Failures  failureSettings
+	Schedule  scheduleSettings
+	LocalAI   localAISettings
+	Jobs      jobsSettings
+	Dashboard dashboardSettings
 }
 
 // fileConfig is the YAML configuration file (serve --config FILE). Unknown
@@ -62,11 +63,12 @@ type fileConfig struct {
 
 	// The features' own keys, at the top level of the file; their schemas
 	// follow.
-	storageFile  `yaml:",inline"`
-	failuresFile `yaml:",inline"`
-	scheduleFile `yaml:",inline"`
-	localAIFile  `yaml:",inline"`
-	jobsFile     `yaml:",inline"`
+	storageFile   `yaml:",inline"`
+	failuresFile  `yaml:",inline"`
+	scheduleFile  `yaml:",inline"`
+	localAIFile   `yaml:",inline"`
+	jobsFile      `yaml:",inline"`
+	dashboardFile `yaml:",inline"`
 }
 
 // storageFile is the storage's part of the configuration file
@@ -141,6 +143,25 @@ type jobsFile struct {
 	ConnectorToken   string                `yaml:"connector_token"`
 	ConnectorTimeout duration              `yaml:"connector_timeout"`
 	JobClasses       []jobs.DeclaredConfig `yaml:"job_classes"`
+}
+
+// dashboardFile is the browser pages' part of the configuration file
+// (app_dashboard.go):
+//
+//	redact: [password, token, secret, cookie]   # keys whose values pages and the API never show
+//	dashboard:
+//	  password_hash: "$argon2id$v=19$m=65536,t=3,p=2$…"   # from `conveyor passwd`; the token always works
+//	  session_ttl: 12h
+//	  secure_cookies: true                      # behind a TLS proxy
+type dashboardFile struct {
+	Redact    *[]string         `yaml:"redact"`
+	Dashboard dashboardFileBody `yaml:"dashboard"`
+}
+
+type dashboardFileBody struct {
+	PasswordHash  string   `yaml:"password_hash"`
+	SessionTTL    duration `yaml:"session_ttl"`
+	SecureCookies bool     `yaml:"secure_cookies"`
 }
 
 // localAIFile is the local-AI part of the configuration file
@@ -323,6 +344,7 @@ func serveSettings(args []string, getenv func(string) string, stderr io.Writer) 
 		st.Schedule.resolve(fc.scheduleFile, getenv, st.DataDir),
 		st.LocalAI.resolve(fc.localAIFile, getenv, st.DataDir),
 		st.Jobs.resolve(fc.jobsFile, getenv, st.DataDir),
+		st.Dashboard.resolve(fc.dashboardFile, getenv),
 	); err != nil {
 		return settings{}, err
 	}

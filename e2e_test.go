@@ -269,7 +269,8 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"enqueue", "--help"}, {"bench", "--help"},
 		{"restore", "--help"}, {"schedule", "check", "--help"}, {"health", "--help"}, {"ai", "status", "--help"},
-		{"accounts", "--help"}, {"accounts", "list", "--help"}} {
+		{"accounts", "--help"}, {"accounts", "list", "--help"},
+		{"passwd", "--help"}, {"top", "--help"}} {
 		var out, errOut strings.Builder
 		err := run(context.Background(), args, func(string) string { return "" }, &out, &errOut)
 		if err != nil || !strings.Contains(out.String()+errOut.String(), "usage: conveyor") {

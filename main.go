@@ -9,6 +9,7 @@
 //	conveyor health   report supervisor, web and local AI readiness
 //	conveyor ai       control the local AI services
 //	conveyor accounts add, list, disable or enable accounts
+//	conveyor passwd   hash a dashboard password for the configuration
 package main
 
 import (
@@ -71,6 +72,7 @@ commands:
   health    report supervisor, web and local AI readiness
   ai        control the local AI services (status, start, stop, restart)
   accounts  add, list, disable or enable accounts on a running server
+  passwd    hash a dashboard password (read from standard input) for the configuration
 
 Run "conveyor <command> --help" for a command's flags.
 `
@@ -110,6 +112,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return cmdAI(ctx, rest, getenv, stdout, stderr)
 	case "accounts":
 		return cmdAccounts(ctx, rest, getenv, stdout, stderr)
+	case "passwd":
+		return cmdPasswd(ctx, rest, os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil

@@ -1,10 +1,14 @@
 package ui
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -13,17 +17,19 @@ import (
 
 // An authenticator recognises the caller of a request. It answers one of:
 // the caller is who it says (authOK), the request carries this
-// authenticator's kind of credential but it is wrong (authBad), or the
-// request carries no credential of its kind (authAbsent) so the next
-// authenticator is asked.
+// authenticator's kind of credential but it is wrong (authBad), the
+// credential is right but the request may not be made with it
+// (authForbidden: a cookie-authenticated change without its CSRF token or
+// from another origin), or the request carries no credential of its kind
+// (authAbsent) so the next authenticator is asked.
 //
-// The bearer token is the only authenticator today. The dashboard's cookie
-// session will be a second one; because a cookie is sent by the browser on its
-// own, that authenticator must also demand a CSRF token on every
-// state-changing request before it answers authOK. A bearer token needs none:
-// a browser never attaches it by itself.
+// The bearer token is asked first, then the browser session. Because a
+// browser sends its cookie on its own, the session authenticator demands a
+// CSRF token and a same-origin Origin on every state-changing request
+// before it answers authOK. A bearer token needs neither: a browser never
+// attaches it by itself.
 type authenticator interface {
-	authenticate(r *http.Request) authResult
+	authenticate(r *http.Request) authOutcome
 }
 
 type authResult uint8
@@ -32,7 +38,17 @@ const (
 	authAbsent authResult = iota
 	authOK
 	authBad
+	authForbidden
 )
+
+// authOutcome is an authenticator's answer; err says what was wrong
+// (authBad, authForbidden), and sess is the browser session (authOK by
+// cookie).
+type authOutcome struct {
+	result authResult
+	err    error
+	sess   *session
+}
 
 // bearer checks `Authorization: Bearer <token>` in constant time: both sides
 // are hashed first, so neither the content nor the length of the token leaks
@@ -41,47 +57,150 @@ type bearer struct{ sum [32]byte }
 
 func newBearer(token string) bearer { return bearer{sum: sha256.Sum256([]byte(token))} }
 
-func (b bearer) authenticate(r *http.Request) authResult {
+// matches compares a presented token with the bearer's in constant time.
+func (b bearer) matches(tok string) bool {
+	got := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(got[:], b.sum[:]) == 1
+}
+
+func (b bearer) authenticate(r *http.Request) authOutcome {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return authAbsent
+		return authOutcome{}
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return authAbsent
+		return authOutcome{}
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	if subtle.ConstantTimeCompare(got[:], b.sum[:]) == 1 {
-		return authOK
+	if b.matches(strings.TrimSpace(tok)) {
+		return authOutcome{result: authOK}
 	}
-	return authBad
+	return authOutcome{result: authBad, err: &fieldError{kind: errUnauthenticated, Field: "Authorization", Msg: "the token is not valid"}}
 }
 
-// guard lets the request through when the route needs no authentication or an
-// authenticator accepts the caller; otherwise it answers 401 with
-// WWW-Authenticate.
-func (s *Server) guard(auth bool, h httprouter.Handle) httprouter.Handle {
-	if !auth {
+// cookieAuth authenticates browser sessions (session.go) and guards their
+// state-changing requests against cross-site forgery.
+type cookieAuth struct {
+	s     *sessions
+	hosts map[string]bool
+}
+
+// safeMethod reports whether a request with this method changes nothing.
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+func (c cookieAuth) authenticate(r *http.Request) authOutcome {
+	sess, err := c.s.check(r)
+	switch {
+	case errors.Is(err, errNoSession):
+		return authOutcome{}
+	case err != nil:
+		return authOutcome{result: authBad, err: &fieldError{kind: errUnauthenticated, Field: SessionCookie, Msg: err.Error()}}
+	}
+	if !safeMethod(r.Method) {
+		if err := c.sameOrigin(r); err != nil {
+			return authOutcome{result: authForbidden, err: err}
+		}
+		tok := r.Header.Get(csrfHeader)
+		if tok == "" && isForm(r) {
+			tok = r.PostFormValue(csrfField)
+		}
+		if tok == "" {
+			return authOutcome{result: authForbidden, err: &fieldError{kind: errForbidden, Field: csrfHeader,
+				Msg: "a change made with the session cookie needs the page's CSRF token: reload the page and try again"}}
+		}
+		if !c.s.checkCSRF(sess, tok) {
+			return authOutcome{result: authForbidden, err: &fieldError{kind: errForbidden, Field: csrfHeader,
+				Msg: "the CSRF token does not belong to this session: reload the page and try again"}}
+		}
+	}
+	return authOutcome{result: authOK, sess: &sess}
+}
+
+// sameOrigin refuses a state-changing request that a browser says comes
+// from another site: its Origin must be one of the served hosts (and the
+// fetch metadata, when sent, must not say cross-site).
+func (c cookieAuth) sameOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		return &fieldError{kind: errForbidden, Field: "Origin", Msg: "refused: the request comes from another site"}
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return &fieldError{kind: errForbidden, Field: "Origin", Msg: "refused: a change made with the session cookie must carry the page's Origin"}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" || !c.hosts[strings.ToLower(u.Host)] {
+		return &fieldError{kind: errForbidden, Field: "Origin", Msg: fmt.Sprintf("refused: origin %q is not this server", origin)}
+	}
+	return nil
+}
+
+// isForm reports whether the body is an HTML form.
+func isForm(r *http.Request) bool {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.TrimSpace(strings.ToLower(ct)) == "application/x-www-form-urlencoded"
+}
+
+type ctxKey int
+
+const ctxSession ctxKey = iota
+
+// sessionOf returns the browser session that authenticated r, or nil when
+// r was authenticated otherwise (bearer token) or not at all.
+func sessionOf(r *http.Request) *session {
+	s, _ := r.Context().Value(ctxSession).(*session)
+	return s
+}
+
+// authenticate asks each authenticator in turn.
+func (s *Server) authenticate(r *http.Request) authOutcome {
+	var bad authOutcome
+	for _, a := range s.auth {
+		switch out := a.authenticate(r); out.result {
+		case authOK, authForbidden:
+			return out
+		case authBad:
+			if bad.result == authAbsent {
+				bad = out
+			}
+		}
+	}
+	return bad
+}
+
+// guard lets the request through when the route needs no authentication or
+// an authenticator accepts the caller. Otherwise an API route answers 401
+// with WWW-Authenticate (403 for a forbidden cookie request), and a page
+// sends the browser to the login page.
+func (s *Server) guard(rt Route, h httprouter.Handle) httprouter.Handle {
+	if !rt.Auth {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		bad := false
-		for _, a := range s.auth {
-			switch a.authenticate(r) {
-			case authOK:
-				h(w, r, ps)
-				return
-			case authBad:
-				bad = true
+		out := s.authenticate(r)
+		switch out.result {
+		case authOK:
+			if out.sess != nil {
+				r = r.WithContext(context.WithValue(r.Context(), ctxSession, out.sess))
 			}
+			h(w, r, ps)
+			return
+		case authForbidden:
+			s.writeError(w, r, out.err)
+			return
 		}
-		if bad {
+		if rt.Page && safeMethod(r.Method) {
+			s.toLogin(w, r)
+			return
+		}
+		if out.result == authBad {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor", error="invalid_token"`)
-			s.writeError(w, r, &fieldError{kind: errUnauthenticated, Field: "Authorization", Msg: "the token is not valid"})
+			s.writeError(w, r, out.err)
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor"`)
-		s.writeError(w, r, &fieldError{kind: errUnauthenticated, Field: "Authorization", Msg: "authentication required: send Authorization: Bearer <token>"})
+		s.writeError(w, r, &fieldError{kind: errUnauthenticated, Field: "Authorization", Msg: "authentication required: send Authorization: Bearer <token>, or log in at /admin/login"})
 	}
 }
 

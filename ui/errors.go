@@ -14,6 +14,8 @@ var (
 	errMalformed       = errors.New("malformed request")       // 400
 	errUnauthenticated = errors.New("unauthenticated")         // 401
 	errHost            = errors.New("host not allowed")        // 403
+	errForbidden       = errors.New("forbidden")               // 403
+	errTooMany         = errors.New("too many requests")       // 429
 	errNoRoute         = errors.New("not found")               // 404
 	errMethod          = errors.New("method not allowed")      // 405
 	errConflict        = errors.New("conflict")                // 409
@@ -101,6 +103,7 @@ var errorTable = []errorRow{
 	{http.StatusBadRequest, is(queue.ErrBadCursor, "cursor", "bad cursor: pass back the next value of a previous page")},
 	{http.StatusUnauthorized, is(errUnauthenticated, "Authorization", "authentication required")},
 	{http.StatusForbidden, is(errHost, "Host", "host not allowed")},
+	{http.StatusForbidden, is(errForbidden, "", "forbidden")},
 	{http.StatusNotFound, is(errNoRoute, "", "not found")},
 	{http.StatusNotFound, is(queue.ErrNotFound, "id", "no job has this id")},
 	{http.StatusMethodNotAllowed, is(errMethod, "", "method not allowed")},
@@ -122,6 +125,7 @@ var errorTable = []errorRow{
 		}
 		return ve.Field, ve.Reason, true
 	}},
+	{http.StatusTooManyRequests, is(errTooMany, "", "too many requests: wait and try again")},
 	{http.StatusServiceUnavailable, is(errUnavailable, "", "temporarily unavailable")},
 	{http.StatusServiceUnavailable, is(queue.ErrClosed, "", "the server is shutting down")},
 }

@@ -221,7 +221,9 @@ func (s *Server) getFailure(r *http.Request, ps httprouter.Params) (int, any, er
 	if err != nil {
 		return 0, nil, dataError(err, "failure")
 	}
-	return http.StatusOK, failureView(f, true), nil
+	v := failureView(f, true)
+	v.Args = s.redact.json(v.Args)
+	return http.StatusOK, v, nil
 }
 
 // retriedJSON answers a retry that was made.

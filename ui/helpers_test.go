@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -103,7 +105,61 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	r.ts.Config.Handler = srv
 	r.ts.Start()
 	t.Cleanup(r.ts.Close)
+	// Redirects are answers to check, not to follow.
+	r.ts.Client().CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return r
+}
+
+// browser is a logged-in browser session: its cookie and CSRF token.
+type browser struct {
+	cookie *http.Cookie
+	csrf   string
+}
+
+// origin is the rig's own origin, as a browser sends it.
+func (r *rig) origin() string { return "http://" + r.host }
+
+// login logs in with the token through the login form, as a browser does,
+// and reads the CSRF token from a page.
+func (r *rig) login() browser {
+	r.t.Helper()
+	req, _ := http.NewRequest("POST", r.ts.URL+"/admin/login", strings.NewReader(url.Values{"secret": {testToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", r.origin())
+	rp := r.do(req)
+	if rp.status != http.StatusSeeOther {
+		r.t.Fatalf("login: status %d, body %s", rp.status, rp.body)
+	}
+	var b browser
+	for _, c := range (&http.Response{Header: rp.header}).Cookies() {
+		if c.Name == SessionCookie {
+			b.cookie = c
+		}
+	}
+	if b.cookie == nil {
+		r.t.Fatalf("login set no session cookie: %v", rp.header)
+	}
+	page := r.as(b, "GET", "/admin/background_jobs", "", nil)
+	m := regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`).FindSubmatch(page.body)
+	if m == nil {
+		r.t.Fatalf("no CSRF token on the page (status %d)", page.status)
+	}
+	b.csrf = string(m[1])
+	return b
+}
+
+// as performs a request as the browser b, with extra headers.
+func (r *rig) as(b browser, method, path, body string, hdr map[string]string) reply {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.AddCookie(b.cookie)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	return r.do(req)
 }
 
 // reply is a response read in full.

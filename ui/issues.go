@@ -72,7 +72,7 @@ func (s *Server) listIssues(r *http.Request, _ httprouter.Params) (int, any, err
 	}
 	out := issuePageJSON{Total: total, LastPage: max(1, (total+f.Limit-1)/f.Limit), Data: make([]issueJSON, 0, len(is))}
 	for _, i := range is {
-		out.Data = append(out.Data, issueView(i))
+		out.Data = append(out.Data, s.issueOut(issueView(i)))
 	}
 	return http.StatusOK, out, nil
 }
@@ -151,5 +151,11 @@ func (s *Server) resolveIssue(r *http.Request, ps httprouter.Params) (int, any, 
 	if err != nil {
 		return 0, nil, dataError(err, "issue")
 	}
-	return http.StatusOK, issueView(is), nil
+	return http.StatusOK, s.issueOut(issueView(is)), nil
+}
+
+// issueOut redacts an issue's last context.
+func (s *Server) issueOut(v issueJSON) issueJSON {
+	v.LastContext = s.redact.json(v.LastContext)
+	return v
 }

@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
+	"conveyor/ops/failures"
 	"conveyor/queue"
 )
 
@@ -73,8 +75,7 @@ func (s *Server) listJobs(r *http.Request, _ httprouter.Params) (int, any, error
 	now := s.now()
 	out := listJSON{Jobs: make([]jobJSON, 0, len(page.Jobs))}
 	for _, j := range page.Jobs {
-		lane, _ := s.topo.LaneOf(j.Queue)
-		out.Jobs = append(out.Jobs, listView(j, lane, now))
+		out.Jobs = append(out.Jobs, s.listJob(j, now))
 	}
 	if page.Next != "" {
 		out.Next = &page.Next
@@ -112,25 +113,33 @@ func (s *Server) getJob(r *http.Request, ps httprouter.Params) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	lane, _ := s.topo.LaneOf(j.Queue)
-	return http.StatusOK, jobView(j, lane, s.now()), nil
+	return http.StatusOK, s.jobOut(j, s.now()), nil
 }
 
-// retryJob serves POST /api/v1/jobs/{id}/retry: a scheduled, retrying or dead
-// job becomes ready now.
+// retryJob serves POST /api/v1/jobs/{id}/retry: a scheduled, retrying or
+// dead job becomes ready now, unless the failure pipeline's rules refuse
+// it (409 with the refusal's reason, as POST /api/v1/failures/{id}/retry).
 func (s *Server) retryJob(r *http.Request, ps httprouter.Params) (int, any, error) {
 	id, err := jobID(ps)
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.store.RetryNow(r.Context(), id); err != nil {
-		if errors.Is(err, queue.ErrWrongState) {
-			msg := "only scheduled, retrying and dead jobs can be retried"
-			if j, gerr := s.store.Get(id); gerr == nil {
-				msg = "job is " + j.State.String() + ": " + msg
-			}
-			return 0, nil, &fieldError{kind: queue.ErrWrongState, Field: "id", Msg: msg}
+	j, err := s.store.Get(id)
+	if err != nil {
+		return 0, nil, err
+	}
+	err = s.retryJobs(r.Context(), []*queue.Job{j})[0]
+	var re *failures.RefusedError
+	switch {
+	case errors.As(err, &re):
+		return http.StatusConflict, refusedJSON{Error: "retry refused: " + re.Detail, Field: "id", Reason: string(re.Reason)}, nil
+	case errors.Is(err, queue.ErrWrongState):
+		msg := "only scheduled, retrying and dead jobs can be retried"
+		if j, gerr := s.store.Get(id); gerr == nil {
+			msg = "job is " + j.State.String() + ": " + msg
 		}
+		return 0, nil, &fieldError{kind: queue.ErrWrongState, Field: "id", Msg: msg}
+	case err != nil:
 		return 0, nil, err
 	}
 	return http.StatusOK, actionJSON{ID: id, State: queue.StateReady.String()}, nil
@@ -147,4 +156,24 @@ func (s *Server) discardJob(r *http.Request, ps httprouter.Params) (int, any, er
 		return 0, nil, err
 	}
 	return http.StatusOK, actionJSON{ID: id, Discarded: true}, nil
+}
+
+// jobOut is jobView with the lane looked up and the args and context
+// redacted.
+func (s *Server) jobOut(j *queue.Job, now time.Time) jobJSON {
+	lane, _ := s.topo.LaneOf(j.Queue)
+	return s.redactJob(jobView(j, lane, now))
+}
+
+// listJob is listView with the lane looked up and the args and context
+// redacted.
+func (s *Server) listJob(j *queue.Job, now time.Time) jobJSON {
+	lane, _ := s.topo.LaneOf(j.Queue)
+	return s.redactJob(listView(j, lane, now))
+}
+
+func (s *Server) redactJob(v jobJSON) jobJSON {
+	v.Args = s.redact.json(v.Args)
+	v.Context = s.redact.strings(v.Context)
+	return v
 }

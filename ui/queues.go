@@ -42,6 +42,11 @@ func (s *Server) queueView(qi queue.QueueInfo) queueJSON {
 // order, then the queues the store knows that no lane serves, by name. Counts
 // come from the store's in-memory counters.
 func (s *Server) listQueues(r *http.Request, _ httprouter.Params) (int, any, error) {
+	return http.StatusOK, s.queuesView(), nil
+}
+
+// queuesView lists the queues as GET /api/v1/queues shows them.
+func (s *Server) queuesView() []queueJSON {
 	out := []queueJSON{}
 	for _, name := range s.topo.Queues() {
 		qi, _ := s.store.Queue(name)
@@ -52,7 +57,7 @@ func (s *Server) listQueues(r *http.Request, _ httprouter.Params) (int, any, err
 			out = append(out, s.queueView(qi))
 		}
 	}
-	return http.StatusOK, out, nil
+	return out
 }
 
 // knownQueue returns the :name parameter, or a 404 when neither the topology

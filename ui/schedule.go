@@ -189,15 +189,30 @@ func cronError(err error, name string) error {
 
 // listCron serves GET /api/v1/cron.
 func (s *Server) listCron(r *http.Request, _ httprouter.Params) (int, any, error) {
-	sch, err := s.schedule()
+	out, err := s.cronView()
 	if err != nil {
 		return 0, nil, err
 	}
+	return http.StatusOK, out, nil
+}
+
+// cronView is the schedule as GET /api/v1/cron shows it, args redacted.
+func (s *Server) cronView() (cronJSON, error) {
+	sch, err := s.schedule()
+	if err != nil {
+		return cronJSON{}, err
+	}
 	out := cronJSON{Scheduler: schedulerView(sch.Health()), Entries: []cronEntryJSON{}}
 	for _, v := range sch.Entries() {
-		out.Entries = append(out.Entries, cronEntryView(v))
+		out.Entries = append(out.Entries, s.cronOut(cronEntryView(v)))
 	}
-	return http.StatusOK, out, nil
+	return out, nil
+}
+
+// cronOut redacts an entry's args.
+func (s *Server) cronOut(e cronEntryJSON) cronEntryJSON {
+	e.Args = s.redact.json(e.Args)
+	return e
 }
 
 // enqueueCron serves POST /api/v1/cron/{name}/enqueue.
@@ -217,7 +232,7 @@ func (s *Server) enqueueCron(r *http.Request, ps httprouter.Params) (int, any, e
 	}
 	for _, v := range sch.Entries() {
 		if v.Name == name {
-			out.Entry = cronEntryView(v)
+			out.Entry = s.cronOut(cronEntryView(v))
 		}
 	}
 	return http.StatusCreated, out, nil
@@ -243,5 +258,5 @@ func (s *Server) setCronEnabled(r *http.Request, ps httprouter.Params, enabled b
 	if err != nil {
 		return 0, nil, cronError(err, name)
 	}
-	return http.StatusOK, cronEntryView(v), nil
+	return http.StatusOK, s.cronOut(cronEntryView(v)), nil
 }

@@ -3,6 +3,7 @@ package ui
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -86,16 +87,23 @@ type Config struct {
 	Events *events.Bus
 
 	// The features' own parts of the configuration (failures.go,
-	// schedule.go, accounts.go).
+	// schedule.go, accounts.go, pages.go).
 	FailuresConfig
 	ScheduleConfig
 	AccountsConfig
+	PagesConfig
 }
 
 func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.MaxBatchBytes = cmp.Or(c.MaxBatchBytes, DefaultMaxBatchBytes)
 	c.ReadyTimeout = cmp.Or(c.ReadyTimeout, DefaultReadyTimeout)
+	c.SessionTTL = cmp.Or(c.SessionTTL, DefaultSessionTTL)
+	c.LoginBurst = cmp.Or(c.LoginBurst, defaultLoginBurst)
+	c.LoginInterval = cmp.Or(c.LoginInterval, defaultLoginInterval)
+	if c.Redact == nil {
+		c.Redact = DefaultRedact
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -126,6 +134,22 @@ func (c Config) validate() error {
 		return bad("ReadyTimeout", "must not be negative")
 	case (c.Registerer == nil) != (c.Gatherer == nil):
 		return bad("Registerer", "and Config.Gatherer go together: give both or neither")
+	case c.SessionKey != nil && len(c.SessionKey) < MinSessionKeyLen:
+		return bad("SessionKey", "must be at least %d bytes (got %d)", MinSessionKeyLen, len(c.SessionKey))
+	case c.SessionTTL < time.Minute:
+		return bad("SessionTTL", "must be at least a minute (got %s)", c.SessionTTL)
+	case c.LoginBurst < 0 || c.LoginInterval < 0:
+		return bad("LoginBurst", "and Config.LoginInterval must not be negative")
+	}
+	if c.PasswordHash != "" {
+		if _, err := parsePasswordHash(c.PasswordHash); err != nil {
+			return bad("PasswordHash", "is %v", err)
+		}
+	}
+	for i, p := range c.Redact {
+		if strings.TrimSpace(p) == "" {
+			return bad(fmt.Sprintf("Redact[%d]", i), "is empty: a pattern is part of a key, e.g. password")
+		}
 	}
 	for _, r := range c.Token {
 		if r <= ' ' || r > '~' {
@@ -154,6 +178,12 @@ type Server struct {
 	now      func() time.Time
 	hosts    map[string]bool
 	auth     []authenticator
+	token    bearer
+	sess     *sessions
+	password *passwordHash
+	limiter  *loginLimiter
+	redact   redactor
+	pages    *pageSet
 	routes   []Route
 	router   *httprouter.Router
 	gatherer prometheus.Gatherer
@@ -169,10 +199,30 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, store: cfg.Store, reg: cfg.Registry, topo: cfg.Topology,
 		log: cfg.Logger, now: cfg.Now, hosts: map[string]bool{},
-		auth: []authenticator{newBearer(cfg.Token)},
+		token: newBearer(cfg.Token), redact: newRedactor(cfg.Redact),
+		limiter: newLoginLimiter(cfg.LoginBurst, cfg.LoginInterval, cfg.Now),
 	}
 	for _, h := range cfg.AllowedHosts {
 		s.hosts[strings.ToLower(h)] = true
+	}
+	key := cfg.SessionKey
+	if key == nil {
+		key = make([]byte, MinSessionKeyLen)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if s.sess, err = newSessions(key, cfg.SessionTTL, cfg.Now, cfg.SecureCookies, cfg.SessionRevokedFile); err != nil {
+		return nil, err
+	}
+	if cfg.PasswordHash != "" {
+		ph, _ := parsePasswordHash(cfg.PasswordHash)
+		s.password = &ph
+	}
+	s.auth = []authenticator{s.token, cookieAuth{s: s.sess, hosts: s.hosts}}
+	if s.pages, err = s.loadPages(); err != nil {
+		return nil, err
 	}
 	reg, gath := cfg.Registerer, cfg.Gatherer
 	if reg == nil {
@@ -199,6 +249,9 @@ type Route struct {
 	Path string
 	// Auth is whether the route needs an authenticated caller.
 	Auth bool
+	// Page is whether the route is an HTML page for browsers: an
+	// unauthenticated GET is sent to the login page instead of a 401.
+	Page bool
 
 	handle  httprouter.Handle
 	maxBody int64
@@ -228,6 +281,8 @@ func (s *Server) table() []Route {
 		api(http.MethodGet, "/api/v1/jobs/:id", s.getJob, 0),
 		api(http.MethodPost, "/api/v1/jobs/:id/retry", s.retryJob, 0),
 		api(http.MethodPost, "/api/v1/jobs/:id/discard", s.discardJob, 0),
+		api(http.MethodPost, "/api/v1/jobs/bulk", s.bulkJobs, 0),
+		api(http.MethodGet, "/api/v1/jobs/count", s.countJobs, 0),
 
 		api(http.MethodGet, "/api/v1/queues", s.listQueues, 0),
 		api(http.MethodPost, "/api/v1/queues/:name/pause", s.pauseQueue, 0),
@@ -239,7 +294,9 @@ func (s *Server) table() []Route {
 	routes = append(routes, s.failureRoutes()...)
 	routes = append(routes, s.accountsRoutes()...)
 	routes = append(routes, s.jobRecordsRoutes()...)
-	return append(routes, s.scheduleRoutes()...)
+	routes = append(routes, s.scheduleRoutes()...)
+	routes = append(routes, s.dashboardRoutes()...)
+	return append(routes, s.pageRoutes()...)
 }
 
 // mount registers the table on a router.
@@ -258,12 +315,12 @@ func (s *Server) mount(routes []Route) *httprouter.Router {
 	r.HandleOPTIONS = false
 	r.HandleMethodNotAllowed = true
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.guard(true, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+		s.guard(Route{Auth: true}, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 			s.writeError(w, req, &fieldError{kind: errNoRoute, Msg: "no such endpoint: " + req.URL.Path})
 		})(w, req, nil)
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.guard(true, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+		s.guard(Route{Auth: true}, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 			s.writeError(w, req, &fieldError{kind: errMethod, Msg: req.Method + " is not allowed here; allowed: " + w.Header().Get("Allow")})
 		})(w, req, nil)
 	})
@@ -337,19 +394,20 @@ func wildcardSibling(rt Route, routes []Route) (pattern, param, static string, o
 	return "", "", "", false
 }
 
-// handle wraps a route's handler with its body limit and authentication.
+// handle wraps a route's handler with its body limit (first: the CSRF
+// check may read a form) and authentication.
 func (s *Server) handle(rt Route) httprouter.Handle {
 	limit := rt.maxBody
 	if limit == 0 {
 		limit = smallBodyBytes
 	}
-	h := rt.handle
-	return s.guard(rt.Auth, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	h := s.guard(rt, rt.handle)
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
 		}
 		h(w, r, ps)
-	})
+	}
 }
 
 // ServeHTTP sets the security headers, checks the Host header (before
@@ -360,7 +418,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", apiCSP)
 	if !s.hosts[strings.ToLower(r.Host)] {
 		s.writeError(w, r, &fieldError{kind: errHost, Field: "Host", Msg: fmt.Sprintf("host %q is not served here", r.Host)})
 		return

@@ -22,25 +22,31 @@ func samplePath(p string) string {
 	return regexp.MustCompile(`:[a-z]+`).ReplaceAllString(p, "1")
 }
 
-// TestEveryRouteButHealthzNeedsAuth walks the real route table.
+// publicRoutes are the only routes that answer without authentication:
+// liveness, the login page and its form, and the embedded static files (the
+// same in every copy of the build, no data).
+var publicRoutes = []string{"GET /healthz", "GET /admin/login", "POST /admin/login", "GET /static/*file"}
+
+// TestEveryRouteButHealthzNeedsAuth walks the real route table: every
+// route but the public ones refuses a caller without credentials (an API
+// route with 401, a page by sending the browser to the login page), takes
+// the bearer token, takes a session cookie for reading, and refuses a
+// cookie-authenticated change without its CSRF token or from another
+// origin.
 func TestEveryRouteButHealthzNeedsAuth(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOpts{})
+	b := r.login()
 	routes := r.srv.Routes()
-	if len(routes) < 13 {
+	if len(routes) < 30 {
 		t.Fatalf("route table has %d routes", len(routes))
 	}
 	for _, rt := range routes {
 		path := samplePath(rt.Path)
 		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
-			if rt.Path == "/healthz" {
+			if slices.Contains(publicRoutes, rt.Method+" "+rt.Path) {
 				if rt.Auth {
-					t.Fatal("/healthz must not need authentication")
-				}
-				for _, authz := range []string{"", "Bearer wrong-token-0123456789"} {
-					if rp := r.send(rt.Method, path, "", authz); rp.status != http.StatusOK {
-						t.Fatalf("authz %q: status %d", authz, rp.status)
-					}
+					t.Fatalf("%s %s is public and must not need authentication", rt.Method, rt.Path)
 				}
 				return
 			}
@@ -57,18 +63,60 @@ func TestEveryRouteButHealthzNeedsAuth(t *testing.T) {
 				{testToken, `Bearer realm="conveyor"`},
 			} {
 				rp := r.send(rt.Method, path, `{"class":"NoopJob"}`, c.authz)
+				if rt.Page && rt.Method == http.MethodGet {
+					if rp.status != http.StatusSeeOther || !strings.HasPrefix(rp.header.Get("Location"), "/admin/login") {
+						t.Errorf("authz %q: page answers %d to %q, want 303 to the login page", c.authz, rp.status, rp.header.Get("Location"))
+					}
+					continue
+				}
 				wantError(t, rp, http.StatusUnauthorized, "Authorization")
 				if got := rp.header.Get("WWW-Authenticate"); got != c.challenge {
 					t.Errorf("authz %q: WWW-Authenticate %q, want %q", c.authz, got, c.challenge)
 				}
 			}
+			denied := func(rp reply) bool {
+				return rp.status == http.StatusUnauthorized || rp.status == http.StatusForbidden ||
+					(rp.status == http.StatusSeeOther && strings.HasPrefix(rp.header.Get("Location"), "/admin/login"))
+			}
 			for _, authz := range []string{"Bearer " + testToken, "bearer " + testToken} {
-				if rp := r.send(rt.Method, path, "", authz); rp.status == http.StatusUnauthorized || rp.status == http.StatusForbidden {
+				if rp := r.send(rt.Method, path, "", authz); denied(rp) && rt.Path != "/admin/logout" {
 					t.Fatalf("with the token (%q): status %d, body %s", authz, rp.status, rp.body)
 				}
 			}
+			if rt.Method == http.MethodGet {
+				if rp := r.as(b, rt.Method, path, "", nil); denied(rp) {
+					t.Fatalf("with the session cookie: status %d, body %s", rp.status, rp.body)
+				}
+				return
+			}
+			if rt.Path == "/admin/logout" {
+				return // it would end the session the other subtests use; TestLogout covers it
+			}
+			for _, c := range []struct {
+				name  string
+				hdr   map[string]string
+				field string
+			}{
+				{"no CSRF token", map[string]string{"Origin": r.origin()}, "X-CSRF-Token"},
+				{"wrong CSRF token", map[string]string{"Origin": r.origin(), "X-CSRF-Token": "AAAA" + b.csrf[4:]}, "X-CSRF-Token"},
+				{"no Origin", map[string]string{"X-CSRF-Token": b.csrf}, "Origin"},
+				{"another origin", map[string]string{"Origin": "http://evil.example", "X-CSRF-Token": b.csrf}, "Origin"},
+				{"cross-site fetch", map[string]string{"Origin": r.origin(), "X-CSRF-Token": b.csrf, "Sec-Fetch-Site": "cross-site"}, "Origin"},
+			} {
+				wantError(t, r.as(b, rt.Method, path, `{"class":"NoopJob"}`, c.hdr), http.StatusForbidden, c.field)
+			}
+			if rp := r.as(b, rt.Method, path, "", map[string]string{"Origin": r.origin(), "X-CSRF-Token": b.csrf}); denied(rp) {
+				t.Fatalf("with the cookie, CSRF token and Origin: status %d, body %s", rp.status, rp.body)
+			}
 		})
 	}
+	t.Run("public routes are in the table", func(t *testing.T) {
+		for _, p := range publicRoutes {
+			if !slices.ContainsFunc(routes, func(rt Route) bool { return rt.Method+" "+rt.Path == p }) {
+				t.Errorf("the table lacks %s", p)
+			}
+		}
+	})
 	t.Run("unknown path", func(t *testing.T) {
 		wantError(t, r.send("GET", "/api/v1/nothing", "", ""), http.StatusUnauthorized, "Authorization")
 		wantError(t, r.call("GET", "/api/v1/nothing", ""), http.StatusNotFound, "")
