@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 		runMain(withFailpoints(context.Background(), failpointsFromEnv()))
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	closeBrowser()
+	os.Exit(code)
 }
 
 const testToken = "test-token-0123456789abcdef"

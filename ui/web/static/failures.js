@@ -138,7 +138,7 @@
       sortMode: "remote", filterMode: "remote",
       initialSort: [{ column: "occurred_at", dir: "desc" }],
       initialFilter: filters(),
-      layout: "fitColumns",
+      layout: "fitDataFill",
       placeholder: "No failures. Jobs that fail show up here, grouped by cause.",
       index: "id",
       columns: [
