@@ -541,7 +541,7 @@ func TestBrowserLoginLogoutAndForgery(t *testing.T) {
 	// Logout ends the session: the pages send the browser to the login.
 	p.do(chromedp.Navigate(l.base + "/admin/background_jobs"))
 	p.do(chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("secret")))
-	p.do(chromedp.Navigate(l.base + "/admin/background_jobs"), chromedp.WaitVisible(chromedp.ID("secret")))
+	p.do(chromedp.Navigate(l.base+"/admin/background_jobs"), chromedp.WaitVisible(chromedp.ID("secret")))
 	if loc := eval[string](p, `location.pathname`); loc != "/admin/login" {
 		t.Errorf("a logged-out browser is at %s", loc)
 	}

@@ -260,16 +260,27 @@ func groupDigits(s string) string {
 	return b.String()
 }
 
-// prettyJSON indents raw JSON for a <pre>; html/template escapes it.
+// prettyJSON indents raw JSON for a <pre>, writing <, > and & as they are
+// (html/template escapes the text; \u003c would only hide what a job
+// carries).
 func prettyJSON(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return "null"
 	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return string(raw)
 	}
-	return buf.String()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return string(raw)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
 }
 
 // pageData is what every page template gets.
@@ -310,6 +321,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	}
 	h := w.Header()
 	h.Set("Content-Security-Policy", pageCSP)
+	// Not no-referrer: with it, browsers send "Origin: null" on the pages'
+	// own POSTs, and the Origin check could not tell them from a forgery.
+	// same-origin sends nothing to other sites.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
