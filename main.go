@@ -9,6 +9,7 @@
 //	conveyor health   report supervisor, web and local AI readiness
 //	conveyor ai       control the local AI services
 //	conveyor accounts add, list, disable or enable accounts
+//	conveyor top      the dashboard in a terminal, live
 //	conveyor passwd   hash a dashboard password for the configuration
 package main
 
@@ -72,6 +73,7 @@ commands:
   health    report supervisor, web and local AI readiness
   ai        control the local AI services (status, start, stop, restart)
   accounts  add, list, disable or enable accounts on a running server
+  top       the dashboard in a terminal, live
   passwd    hash a dashboard password (read from standard input) for the configuration
 
 Run "conveyor <command> --help" for a command's flags.
@@ -112,6 +114,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return cmdAI(ctx, rest, getenv, stdout, stderr)
 	case "accounts":
 		return cmdAccounts(ctx, rest, getenv, stdout, stderr)
+	case "top":
+		return cmdTop(ctx, rest, getenv, stdout, stderr)
 	case "passwd":
 		return cmdPasswd(ctx, rest, os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// frames collects what top writes and signals each write.
+type frames struct {
+	mu    sync.Mutex
+	all   []string
+	wrote chan struct{}
+}
+
+func (f *frames) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	f.all = append(f.all, string(p))
+	f.mu.Unlock()
+	select {
+	case f.wrote <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// waitFrame waits for a frame that matches re.
+func (f *frames) waitFrame(t *testing.T, what string, re *regexp.Regexp) string {
+	t.Helper()
+	ctx := deadline(t)
+	for {
+		f.mu.Lock()
+		for _, fr := range f.all {
+			if re.MatchString(fr) {
+				f.mu.Unlock()
+				return fr
+			}
+		}
+		n := len(f.all)
+		f.mu.Unlock()
+		select {
+		case <-f.wrote:
+		case <-ctx.Done():
+			f.mu.Lock()
+			last := ""
+			if len(f.all) > 0 {
+				last = f.all[len(f.all)-1]
+			}
+			f.mu.Unlock()
+			t.Fatalf("no frame with %s in %d frames; the last:\n%s", what, n, last)
+		}
+	}
+}
+
+// TestTopRedrawsOnEvents runs conveyor top against the real server: it
+// draws the dashboard, redraws when a job is enqueued (an event, not a
+// timer), and stops at once when the token is refused.
+func TestTopRedrawsOnEvents(t *testing.T) {
+	t.Parallel()
+	l := startLiveApp(t)
+	if st := l.api("POST", "/api/v1/queues/sync/pause", nil, nil); st != http.StatusOK {
+		t.Fatalf("pause: %d", st)
+	}
+	out := &frames{wrote: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(deadline(t))
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"top", "--server", l.base, "--plain"}, envFunc("CONVEYOR_TOKEN="+testToken), out, out)
+	}()
+	out.waitFrame(t, "the live dashboard", regexp.MustCompile(`(?m)— live\n[\s\S]*^sync \(paused\)\s+default\s+0 `))
+	for range 2 {
+		l.enqueue(map[string]any{"class": "NoopJob", "queue": "sync"})
+	}
+	fr := out.waitFrame(t, "the two ready jobs", regexp.MustCompile(`(?m)^sync \(paused\)\s+default\s+2 `))
+	for _, want := range []string{"QUEUE", "LANE", "OPEN ISSUES", "processed/min", "ready 2"} {
+		if !strings.Contains(fr, want) {
+			t.Errorf("the frame lacks %q:\n%s", want, fr)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("top after Ctrl-C: %v", err)
+	}
+
+	// A wrong token fails at once, not after minutes of retries.
+	start := time.Now()
+	err := run(deadline(t), []string{"top", "--server", l.base}, envFunc("CONVEYOR_TOKEN=wrong-token-0123456789"), out, out)
+	if err == nil || !strings.Contains(err.Error(), "refused the token") || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("top with a wrong token: %v", err)
+	}
+	t.Logf("refused after %s", time.Since(start))
+}
+
+func TestTopOnce(t *testing.T) {
+	t.Parallel()
+	l := startLiveApp(t)
+	out := &frames{wrote: make(chan struct{}, 1)}
+	if err := run(deadline(t), []string{"top", "--once", "--server", l.base}, envFunc("CONVEYOR_TOKEN="+testToken), out, out); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(out.all, ""); !strings.Contains(got, "QUEUE") || strings.Contains(got, "\x1b[2J") {
+		t.Errorf("top --once:\n%q", got)
+	}
+	if s := sparkline([]int64{0, 1, 2, 7}, 3); s != "▂▃█ max 7/min" {
+		t.Errorf("sparkline: %q", s)
+	}
+}
+
+func TestPasswdPrintsAVerifiableHash(t *testing.T) {
+	t.Parallel()
+	var out, errOut strings.Builder
+	if err := cmdPasswd(context.Background(), nil, strings.NewReader("correct horse battery\n"), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	hash := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(hash, "$argon2id$v=19$") {
+		t.Fatalf("hash %q", hash)
+	}
+	// The hash works as the configuration's password.
+	st, err := serveSettings([]string{"--data", t.TempDir()}, envFunc("CONVEYOR_PASSWORD_HASH="+hash), io.Discard)
+	if err != nil || st.Dashboard.PasswordHash != hash {
+		t.Fatalf("settings: %v %q", err, st.Dashboard.PasswordHash)
+	}
+	if err := cmdPasswd(context.Background(), nil, strings.NewReader("short\n"), &out, &errOut); err == nil {
+		t.Error("a short password was hashed")
+	}
+}
