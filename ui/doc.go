@@ -1,7 +1,7 @@
 // Package ui is Conveyor's HTTP surface: the JSON API for jobs, queues,
 // failures, issues and the schedule, live events (server-sent), backups,
-// liveness and readiness, and the Prometheus metrics. The admin pages and the
-// browser login come later and will register in the same route table.
+// liveness and readiness, the Prometheus metrics, and the operator's pages
+// with their login, all registered in one route table.
 //
 // A Server (New) is an http.Handler built from one route table (Routes),
 // which tests walk. Handlers are thin endpoints (endpointFunc): they decode a
@@ -20,7 +20,7 @@
 //	                                   → 200 {"jobs","next","total"}
 //	GET  /api/v1/jobs/{id}             → 200 the job, with errors and timeline
 //	GET  /api/v1/jobs/{id}/records     → 200 {"outside_calls","account_actions"} (jobrecords.go)
-//	POST /api/v1/jobs/{id}/retry       → 200 {"id","state":"ready"}
+//	POST /api/v1/jobs/{id}/retry       → 200 {"id","state":"ready"}; 409 with "reason" when the failure rules refuse
 //	POST /api/v1/jobs/{id}/discard     → 200 {"id","discarded":true}
 //	GET  /api/v1/queues                → 200 [{"name","lane","size","latency_ms","paused","counts"}]
 //	POST /api/v1/queues/{name}/pause   → 200 the queue
@@ -42,6 +42,29 @@
 //	POST /api/v1/cron/{name}/enqueue   → 201 {"id","state","entry"}
 //	POST /api/v1/cron/{name}/enable    → 200 the entry
 //	POST /api/v1/cron/{name}/disable   → 200 the entry
+//	POST /api/v1/jobs/bulk             {"action":"retry|discard","state","queue"?,"class"?,"cursor"?,"limit"?}
+//	                                   → 200 {"action","examined","done","refused","reasons","skipped","next","more"} (bulk.go)
+//	GET  /api/v1/jobs/count?state=&queue=&class=
+//	                                   → 200 {"count","exact"}: what a bulk action will look at
+//	GET  /api/v1/dashboard?panels=     → 200 the DashboardSnapshot, or the named panels of it (dashboard.go)
+//	GET  /api/v1/lanes                 → 200 {"running","quiet","lanes":[…]}
+//	POST /api/v1/lanes/quiet           every lane stops claiming; → 200 the lanes
+//	POST /api/v1/lanes/resume          the lanes claim again; → 200 the lanes
+//
+// The pages (pages.go; unauthenticated visitors are sent to the login):
+//
+//	GET  /                             → 303 to the dashboard
+//	GET  /admin/login, POST /admin/login, POST /admin/logout (login.go; no authentication for the first two)
+//	GET  /admin/background_jobs        the dashboard (page_dashboard.go)
+//	GET  /admin/background_jobs/failures
+//	GET  /admin/jobs, /admin/jobs/{id}
+//	GET  /admin/accounts
+//	GET  /static/*file                 the embedded stylesheet and scripts (no authentication: no data)
+//
+// Each page takes ?panel=name and answers that panel alone, as an HTML
+// fragment of the same template: the page's script (web/static/live.js)
+// re-fetches the panels an event of GET /api/v1/events names, and every
+// panel when the stream (re)opens.
 //
 // httprouter v1.3.0 cannot hold /api/v1/jobs/batch beside /api/v1/jobs/:id/…
 // in one method's tree, so POST /api/v1/jobs/:id is registered as a switch:
@@ -113,12 +136,15 @@
 //	400  malformed JSON, wrong JSON type, unknown field, trailing data, a
 //	     non-numeric job id, a bad cursor
 //	401  no or wrong credentials (with WWW-Authenticate: Bearer)
-//	403  a Host header not in Config.AllowedHosts
+//	403  a Host header not in Config.AllowedHosts; a change made with the
+//	     session cookie without its CSRF token (field X-CSRF-Token) or from
+//	     another origin (field Origin)
 //	404  unknown job, unknown queue (neither in the topology nor the store),
 //	     unknown path
 //	405  a method the path does not take (with Allow)
 //	409  retry or discard of a running job; retry of a ready or done job; an
-//	     account username that is taken
+//	     account username that is taken; a job retry the failure rules refuse
+//	     ({"error","field","reason"}: the reasons of POST /api/v1/failures/{id}/retry)
 //	413  a body over Config.MaxBodyBytes (one job) or MaxBatchBytes (batch)
 //	422  validation: missing or unknown class, args the class does not take
 //	     (field args.<name>), a queue no lane serves, a bad
@@ -126,6 +152,7 @@
 //	     range, the store's own checks (args size, unique_key, context), a
 //	     missing or unknown state, a bad size, page other than 1, an empty or
 //	     too large batch
+//	429  too many failed logins from one address (with Retry-After)
 //	500  anything else: a generic message; the detail is logged only
 //	503  the store is closed (shutting down)
 //
@@ -134,12 +161,24 @@
 // The server is meant to listen on 127.0.0.1 (the command's default). Every
 // request's Host header is checked first against Config.AllowedHosts
 // (DNS-rebinding protection; `serve` derives the list with HostsFor from the
-// listener's actual address and appends names given by the operator); then
-// every route but /healthz requires Authorization: Bearer <token>, compared in
-// constant time. Every response carries X-Content-Type-Options: nosniff,
-// Cache-Control: no-store, X-Frame-Options: DENY, Referrer-Policy: no-referrer
-// and a Content-Security-Policy of default-src 'none'. JSON is encoded with
-// <, > and & escaped, so job data never arrives as markup. Browser sessions
-// and their CSRF tokens are not built yet; see authenticator for where they
-// plug in.
+// listener's actual address and appends names given by the operator). Then
+// every route but /healthz, the login page and form, and the static files
+// needs a caller: Authorization: Bearer <token> (compared in constant time),
+// or a browser session. The login (POST /admin/login) takes the token or the
+// configured password (an argon2id hash, password.go), limited to a few
+// failures per client address, and gives a stateless session cookie
+// (session.go): HttpOnly, SameSite=Strict, Secure over TLS, with an expiry,
+// HMAC-signed under Config.SessionKey; logout revokes it for good. A request
+// made with the cookie that changes anything — pages and API alike — must
+// carry the session's CSRF token (X-CSRF-Token, or csrf_token in a form) and
+// an Origin of this server, and is refused with 403 otherwise.
+//
+// Every response carries X-Content-Type-Options: nosniff, Cache-Control:
+// no-store, X-Frame-Options: DENY and a Content-Security-Policy: the API's is
+// default-src 'none'; the pages' allows scripts, styles and requests to this
+// server only — no inline script, no eval — and frame-ancestors 'none'. Job
+// data is escaped everywhere: pages are html/template, scripts put text in
+// with textContent, and JSON is encoded with <, > and & escaped. Values of
+// args and context keys matching Config.Redact are masked in the API and on
+// the pages (redact.go).
 package ui
