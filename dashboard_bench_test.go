@@ -361,3 +361,90 @@ func benchPage(b *testing.B, l *figLive) context.Context {
 	}
 	return ctx
 }
+
+// BenchmarkDashboardBulk100k retries, then discards, 100,000 dead jobs the
+// way the jobs screen does: POST /api/v1/jobs/bulk in requests of 2,000
+// jobs until it says there is no more. Each job's latest failure is
+// checked by the failure rules. It reports the time per request (what
+// keeps the page responsive) and the whole.
+func BenchmarkDashboardBulk100k(b *testing.B) {
+	const n = 100_000
+	for b.Loop() {
+		dir := b.TempDir()
+		getenv := envFunc("CONVEYOR_TOKEN=" + testToken)
+		st, err := serveSettings([]string{"--data", dir, "--listen", "127.0.0.1:0", "--replica", "off"}, getenv, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Queue.DeadLimit = 2 * n
+		a, err := newApp(context.Background(), st, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard, getenv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := a.start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		l := &figLive{liveApp: &liveApp{a: a, base: "http://" + a.addr()}}
+		sub := a.store.Subscribe()
+		for i := 0; i < n; i += 5000 {
+			jobs := make([]queue.NewJob, 5000)
+			for k := range jobs {
+				jobs[k] = queue.NewJob{Class: "FailJob", Queue: "sync", MaxAttempts: 1, Args: json.RawMessage(`{"message":"503 from bridge"}`)}
+			}
+			if _, err := a.store.EnqueueMany(context.Background(), jobs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for a.store.Counts()[queue.StateDead] < n {
+			<-sub.C
+		}
+		sub.Close()
+		a.failures.capture.Flush(context.Background())
+		a.failures.writer.Flush(context.Background())
+		// Park the lanes: retried jobs wait as ready instead of failing again.
+		a.pool.SetQuiet(true)
+		for _, action := range []string{"retry", "discard"} {
+			state := "dead"
+			if action == "discard" {
+				state = "ready"
+			}
+			var per []time.Duration
+			start := time.Now()
+			cursor, done := "", 0
+			for {
+				body := fmt.Sprintf(`{"action":%q,"state":%q,"queue":"sync","cursor":%q}`, action, state, cursor)
+				req, _ := http.NewRequest("POST", l.base+"/api/v1/jobs/bulk", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				t0 := time.Now()
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var out struct {
+					Done int     `json:"done"`
+					Next *string `json:"next"`
+					More bool    `json:"more"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					b.Fatalf("%s: %d %v", action, resp.StatusCode, err)
+				}
+				per = append(per, time.Since(t0))
+				done += out.Done
+				if !out.More {
+					break
+				}
+				cursor = *out.Next
+			}
+			total := time.Since(start)
+			slices.Sort(per)
+			b.ReportMetric(float64(done), action+"-jobs")
+			b.ReportMetric(total.Seconds(), action+"-total-s")
+			b.ReportMetric(float64(per[len(per)/2].Milliseconds()), action+"-p50-ms-per-2000")
+			b.ReportMetric(float64(per[len(per)-1].Milliseconds()), action+"-max-ms-per-2000")
+		}
+		l.stop()
+	}
+	b.ReportMetric(0, "ns/op")
+}

@@ -3,8 +3,11 @@ package ui
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"conveyor/lanes"
 	"conveyor/queue"
@@ -84,6 +87,45 @@ func FuzzDecodeEnqueue(f *testing.F) {
 		}
 		if !bytes.Equal(nj.Args, req.Args) {
 			t.Fatalf("args changed: %q → %q", req.Args, nj.Args)
+		}
+	})
+}
+
+// FuzzSessionCookie: whatever a browser sends as the session cookie, the
+// check never panics and accepts only what this server signed; CSRF
+// tokens likewise.
+func FuzzSessionCookie(f *testing.F) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	s, err := newSessions(bytes.Repeat([]byte("k"), MinSessionKeyLen), time.Hour, func() time.Time { return now }, false, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	// A fixed session (issue draws a random id, and fuzz workers run this
+	// function again).
+	good := session{id: "c2Vzc2lvbi1pZC0xMjM0NTY3", expires: now.Add(time.Hour)}
+	exp := fmt.Sprint(good.expires.Unix())
+	c := &http.Cookie{Value: "v1." + exp + "." + good.id + "." + b64.EncodeToString(s.mac("session", "v1", exp, good.id))}
+	for _, seed := range []string{c.Value, "", "v1", "v1...", "v1.1.a.b", "v2." + c.Value[3:], c.Value + "x", "v1.99999999999999999999.a.b"} {
+		f.Add(seed, s.csrfToken(good))
+	}
+	f.Fuzz(func(t *testing.T, value, token string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Cookie", SessionCookie+"="+value)
+		sess, err := s.check(r)
+		// What the server reads of the header (net/http drops what is
+		// not a cookie value).
+		seen := ""
+		if ck, cerr := r.Cookie(SessionCookie); cerr == nil {
+			seen = ck.Value
+		}
+		if seen == c.Value && err != nil {
+			t.Fatalf("refused the signed cookie: %v", err)
+		}
+		if err == nil && seen != c.Value {
+			t.Fatalf("accepted a cookie this server did not sign: %q", value)
+		}
+		if err == nil && s.checkCSRF(sess, token) != (token == s.csrfToken(good)) {
+			t.Fatalf("CSRF check of %q disagrees", token)
 		}
 	})
 }

@@ -79,7 +79,7 @@ func (s *sessions) mac(parts ...string) []byte {
 	return m.Sum(nil)
 }
 
-var b64 = base64.RawURLEncoding
+var b64 = base64.RawURLEncoding.Strict() // one spelling per value
 
 // issue makes a new session and its cookie.
 func (s *sessions) issue(r *http.Request) (session, *http.Cookie, error) {
