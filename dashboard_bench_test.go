@@ -66,13 +66,14 @@ func figApp(b *testing.B) *figLive {
 // figLive is a liveApp whose stop is called by the benchmark.
 type figLive struct {
 	*liveApp
+	tb   testing.TB
 	once sync.Once
 }
 
 func (l *figLive) stop() {
 	l.once.Do(func() {
 		if err := l.a.stop(context.Background()); err != nil {
-			l.t.Errorf("stop: %v", err)
+			l.tb.Errorf("stop: %v", err)
 		}
 	})
 }
@@ -96,7 +97,7 @@ func startFigApp(b *testing.B, dir string) *figLive {
 		a.stop(context.Background())
 		b.Fatal(err)
 	}
-	return &figLive{liveApp: &liveApp{t: nil, a: a, base: "http://" + a.addr()}}
+	return &figLive{liveApp: &liveApp{a: a, base: "http://" + a.addr()}, tb: b}
 }
 
 // buildFigures runs 1,000,000 jobs through the lanes (they stay in the
@@ -292,7 +293,7 @@ func BenchmarkDashboardPageMemory(b *testing.B) {
 	}
 	for b.Loop() {
 		l := startFigApp(b, b.TempDir())
-		p := benchPage(b, l)
+		p, closePage := benchPage(b, l)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(minutes)*time.Minute)
 		heap := func() float64 {
 			if _, err := chromedp.Call(p, heapprofiler.CollectGarbage, cdp.Empty{}); err != nil {
@@ -334,13 +335,16 @@ func BenchmarkDashboardPageMemory(b *testing.B) {
 		b.ReportMetric(first, "heap-MB-after-1min")
 		b.ReportMetric(last, "heap-MB-at-end")
 		b.ReportMetric(float64(minutes), "minutes")
+		fmt.Printf("page heap: %.2f MB after a minute, %.2f MB after %d minutes\n", first, last, minutes)
+		closePage()
 		l.stop()
 	}
 	b.ReportMetric(0, "ns/op")
 }
 
-// benchPage opens the dashboard logged in, in a tab of the shared browser.
-func benchPage(b *testing.B, l *figLive) context.Context {
+// benchPage opens the dashboard logged in, in a browser of its own, and
+// returns a function that closes it.
+func benchPage(b *testing.B, l *figLive) (context.Context, func()) {
 	path, err := chromiumPath()
 	if err != nil {
 		b.Fatal(err)
@@ -354,12 +358,13 @@ func benchPage(b *testing.B, l *figLive) context.Context {
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
-	b.Cleanup(func() { cancel(); cancelAlloc() })
+	closeAll := func() { cancel(); cancelAlloc() }
+	b.Cleanup(closeAll)
 	if err := chromedp.Do(ctx, chromedp.Navigate(l.base+"/admin/login"), chromedp.SendKeys(chromedp.ID("secret"), testToken),
 		chromedp.Click(chromedp.ID("login")), chromedp.WaitVisible(chromedp.CSS("#live.on"))); err != nil {
 		b.Fatal(err)
 	}
-	return ctx
+	return ctx, closeAll
 }
 
 // BenchmarkDashboardBulk100k retries, then discards, 100,000 dead jobs the
@@ -384,7 +389,7 @@ func BenchmarkDashboardBulk100k(b *testing.B) {
 		if err := a.start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		l := &figLive{liveApp: &liveApp{a: a, base: "http://" + a.addr()}}
+		l := &figLive{liveApp: &liveApp{a: a, base: "http://" + a.addr()}, tb: b}
 		sub := a.store.Subscribe()
 		for i := 0; i < n; i += 5000 {
 			jobs := make([]queue.NewJob, 5000)
