@@ -180,6 +180,9 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	// No WriteTimeout: server-sent event streams stay open.
 	a.http = &http.Server{Handler: a.web, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Shutdown waits for requests to end; an open page's event stream never
+	// does by itself.
+	a.http.RegisterOnShutdown(a.web.CloseStreams)
 	return a, nil
 }
 

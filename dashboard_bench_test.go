@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"conveyor/data"
+	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -144,7 +145,7 @@ func buildFigures(b *testing.B, l *figLive) {
 	if err := l.a.failures.writer.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
-	kinds := []data.FailureKind{data.KindTransient, data.KindRuntime, data.KindAuthentication}
+	kinds := []fault.Kind{fault.Transient, fault.Runtime, fault.Authentication}
 	queues := []string{"sync", "profiles", "post_downloads", "messages", "default"}
 	classes := []string{"SyncAccountJob", "ProfileRefreshJob", "DownloadPostJob", "SendMessageJob", "NoopJob"}
 	errs := []string{"503 from bridge", "429 Too Many Requests", "connection refused", "context deadline exceeded", "401 login required"}
@@ -153,12 +154,12 @@ func buildFigures(b *testing.B, l *figLive) {
 	for i := range figFailures - figDead {
 		k := i % len(queues)
 		fs = append(fs, &data.Failure{JobID: uint64(i + 1), Class: classes[k], Queue: queues[k], Kind: kinds[i%len(kinds)],
-			Retryable: kinds[i%len(kinds)] != data.KindAuthentication, Attempt: 1 + i%5,
+			Retryable: kinds[i%len(kinds)] != fault.Authentication, Attempt: 1 + i%5,
 			OccurredAt: now.Add(-time.Duration(figFailures-i) * 20 * time.Second), ErrorClass: "HTTPError",
 			ErrorMessage: fmt.Sprintf("%s (account %d)", errs[i%len(errs)], i%500), AccountID: int64(i%500 + 1),
 			Fingerprint: fmt.Sprintf("fp-%d-%d", k, i%len(errs)), Args: json.RawMessage(fmt.Sprintf(`{"account_id":%d}`, i%500+1))})
 		if len(fs) == cap(fs) {
-			if err := l.a.failures.db.InsertFailures(ctx, fs); err != nil {
+			if err := l.a.storage.db.InsertFailures(ctx, fs); err != nil {
 				b.Fatal(err)
 			}
 			fs = fs[:0]
@@ -204,7 +205,7 @@ func getOK(base, path string) (int, error) {
 func BenchmarkDashboardBigHistory(b *testing.B) {
 	l := figApp(b)
 	counts := l.a.store.Counts()
-	total, _, err := l.a.failures.db.CountFailures(context.Background(), data.FailureFilter{})
+	total, _, err := l.a.storage.db.CountFailures(context.Background(), data.FailureFilter{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -129,4 +130,38 @@ func TestPasswdPrintsAVerifiableHash(t *testing.T) {
 	if err := cmdPasswd(context.Background(), nil, strings.NewReader("short\n"), &out, &errOut); err == nil {
 		t.Error("a short password was hashed")
 	}
+}
+
+// TestStopWithOpenEventStream: a browser tab left open on a page holds an
+// event stream; stopping the server ends it instead of waiting out the
+// HTTP shutdown's deadline and failing.
+func TestStopWithOpenEventStream(t *testing.T) {
+	t.Parallel()
+	getenv := envFunc("CONVEYOR_TOKEN=" + testToken)
+	st, err := serveSettings([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--replica", "off"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.WithoutCancel(t.Context())
+	a, err := newApp(ctx, st, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})), io.Discard, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.start(ctx); err != nil {
+		a.stop(ctx)
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+a.addr()+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan struct{})
+	go func() { io.Copy(io.Discard, resp.Body); close(ended) }()
+	if err := a.stop(ctx); err != nil {
+		t.Fatalf("stop with an open event stream: %v", err)
+	}
+	<-ended
 }

@@ -33,6 +33,11 @@ type sseEvent struct {
 	At    time.Time `json:"at"`
 }
 
+// CloseStreams ends every open event stream, and any opened later: call
+// it when the HTTP server shuts down (http.Server.RegisterOnShutdown), since
+// Shutdown waits for requests to end and a stream never does by itself.
+func (s *Server) CloseStreams() { s.closeStreams() }
+
 // events serves GET /api/v1/events.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	if s.cfg.Events == nil {
@@ -62,6 +67,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.streamsDone:
 			return
 		case <-beat.C:
 			if !write(": ping\n\n") {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -184,9 +185,12 @@ type Server struct {
 	limiter  *loginLimiter
 	redact   redactor
 	pages    *pageSet
-	routes   []Route
-	router   *httprouter.Router
-	gatherer prometheus.Gatherer
+	// streamsDone is closed by CloseStreams.
+	streamsDone  chan struct{}
+	closeStreams func()
+	routes       []Route
+	router       *httprouter.Router
+	gatherer     prometheus.Gatherer
 }
 
 // New validates cfg, registers the metrics collector and builds the route
@@ -200,8 +204,10 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, store: cfg.Store, reg: cfg.Registry, topo: cfg.Topology,
 		log: cfg.Logger, now: cfg.Now, hosts: map[string]bool{},
 		token: newBearer(cfg.Token), redact: newRedactor(cfg.Redact),
-		limiter: newLoginLimiter(cfg.LoginBurst, cfg.LoginInterval, cfg.Now),
+		limiter:     newLoginLimiter(cfg.LoginBurst, cfg.LoginInterval, cfg.Now),
+		streamsDone: make(chan struct{}),
 	}
+	s.closeStreams = sync.OnceFunc(func() { close(s.streamsDone) })
 	for _, h := range cfg.AllowedHosts {
 		s.hosts[strings.ToLower(h)] = true
 	}
