@@ -63,9 +63,13 @@ func (s *Server) jobRecords(r *http.Request, ps httprouter.Params) (int, any, er
 		out.Calls = append(out.Calls, callView(c))
 	}
 	for _, a := range acts {
-		out.Actions = append(out.Actions, jobActionJSON{Action: a.Action, Target: a.Target, Detail: a.Detail, AccountID: a.AccountID, At: stamp(a.At)})
+		out.Actions = append(out.Actions, actionView(a))
 	}
 	return http.StatusOK, out, nil
+}
+
+func actionView(a data.AccountAction) jobActionJSON {
+	return jobActionJSON{Action: a.Action, Target: a.Target, Detail: a.Detail, AccountID: a.AccountID, At: stamp(a.At)}
 }
 
 func callView(c data.JobCall) jobCallJSON {

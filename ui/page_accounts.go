@@ -16,17 +16,41 @@ const (
 
 // accountsPageData is the accounts screen's own data.
 type accountsPageData struct {
-	Accounts      []*data.Account
+	Accounts      []accountRow
 	Profiles      []*data.Profile
 	ProfilesTotal int
 	Error         string
 }
 
-// accountSwitch is one switch cell of the accounts table.
+// accountRow is an account as GET /api/v1/accounts shows it, with its
+// switches in the table's order.
+type accountRow struct {
+	accountJSON
+	Switches []accountSwitch
+}
+
+// accountSwitch is one switch cell of the accounts table: its name is the
+// field PATCH /api/v1/accounts/{id} takes.
 type accountSwitch struct {
 	ID   int64
 	Name string
 	On   bool
+}
+
+// accountSwitches are the table's switch columns.
+var accountSwitches = []string{"enabled", "continuous_processing", "story_auto_reply", "feed_auto_engagement",
+	"profile_scan", "follow_graph_sync", "avatar_sync", "profile_refresh"}
+
+func newAccountRow(a *data.Account) accountRow {
+	v := accountView(a)
+	on := map[string]bool{"enabled": v.Enabled, "continuous_processing": v.ContinuousProcessing, "story_auto_reply": v.StoryAutoReply,
+		"feed_auto_engagement": v.FeedAutoEngagement, "profile_scan": v.ProfileScan, "follow_graph_sync": v.FollowGraphSync,
+		"avatar_sync": v.AvatarSync, "profile_refresh": v.ProfileRefresh}
+	row := accountRow{accountJSON: v}
+	for _, name := range accountSwitches {
+		row.Switches = append(row.Switches, accountSwitch{ID: v.ID, Name: name, On: on[name]})
+	}
+	return row
 }
 
 // accountsPage serves /admin/accounts: the accounts with their automation
@@ -39,15 +63,19 @@ func (s *Server) accountsPage(w http.ResponseWriter, r *http.Request, _ httprout
 		return
 	}
 	var d accountsPageData
-	db, err := s.failuresDB()
+	db, err := s.accountsDB()
 	if err != nil {
 		_, _, d.Error = classify(err)
 	} else {
 		ctx := r.Context()
 		if panel == "" || panel == "accounts" {
-			if d.Accounts, err = db.AccountsAfter(ctx, 0, accountsShown); err != nil {
+			as, err := db.AccountsAfter(ctx, 0, accountsShown)
+			if err != nil {
 				s.log.Error("accounts page", "err", err)
 				_, _, d.Error = classify(err)
+			}
+			for _, a := range as {
+				d.Accounts = append(d.Accounts, newAccountRow(a))
 			}
 		}
 		if panel == "" || panel == "profiles" {

@@ -1,11 +1,9 @@
 package ui
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -111,37 +109,8 @@ func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request, _ httprouter.P
 	s.render(w, r, http.StatusOK, "jobs", frag, pageData{Title: "Jobs", D: d})
 }
 
-// JobActivity returns, read-only, the outside calls and account actions a
-// job made (the seed's RecentJobDetailsEnricher), at most limit of each,
-// newest first. The job catalog records them; the job page shows them.
-type JobActivity func(ctx context.Context, jobID uint64, limit int) (ActivityRecord, error)
-
-// ActivityRecord is what JobActivity found for a job.
-type ActivityRecord struct {
-	Calls   []OutsideCall
-	Actions []AccountAction
-}
-
-// OutsideCall is one call a job made to a service outside Conveyor.
-type OutsideCall struct {
-	At         time.Time
-	Service    string // "instagram", "local_ai", …
-	Method     string
-	Target     string // what was called, without credentials
-	Status     int
-	DurationMS int64
-	Error      string
-}
-
-// AccountAction is one thing a job did on an account.
-type AccountAction struct {
-	At        time.Time
-	AccountID int64
-	Action    string
-	Detail    string
-}
-
-// jobActivityLimit caps each list of the job page's activity.
+// jobActivityLimit caps each list of the job page's activity (the store
+// keeps at most data.MaxCallsPerJob and data.MaxActionsPerJob a job).
 const jobActivityLimit = 50
 
 // jobPageData is the job page's own data.
@@ -158,10 +127,13 @@ type jobPageData struct {
 	CanDiscard    bool
 }
 
+// activityView is what the job page shows of a job's records: the latest
+// jobActivityLimit of each, Capped when there were more.
 type activityView struct {
-	ActivityRecord
-	Capped bool
-	Limit  int
+	Calls   []jobCallJSON
+	Actions []jobActionJSON
+	Capped  bool
+	Limit   int
 }
 
 // jobPage serves /admin/jobs/{id}: the job, its timeline joined with its
@@ -216,29 +188,47 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	for i := range d.Failures {
 		d.ByAttempt[d.Failures[i].Attempt] = &d.Failures[i]
 	}
-	switch {
-	case s.cfg.Activity == nil:
-		d.ActivityNote = "Outside calls and account actions are not recorded by this server."
-	default:
-		rec, err := s.cfg.Activity(ctx, id, jobActivityLimit+1)
-		if err != nil {
-			s.log.Error("job page: activity", "job", id, "err", err)
-			d.ActivityNote = "The job's activity could not be read (logged on the server)."
-			break
-		}
-		av := &activityView{Limit: jobActivityLimit}
-		av.Calls, av.Actions = rec.Calls, rec.Actions
-		if len(av.Calls) > jobActivityLimit {
-			av.Calls, av.Capped = av.Calls[:jobActivityLimit], true
-		}
-		if len(av.Actions) > jobActivityLimit {
-			av.Actions, av.Capped = av.Actions[:jobActivityLimit], true
-		}
+	if av, note := s.jobActivity(r, id); av != nil {
 		d.Activity = av
+	} else {
+		d.ActivityNote = note
 	}
 	frag := ""
 	if r.URL.Query().Get("panel") != "" {
 		frag = "panel-job"
 	}
 	s.render(w, r, http.StatusOK, "job", frag, pageData{Title: "Job #" + fmt.Sprint(id), D: d})
+}
+
+// jobActivity reads, read-only, the outside calls and account actions a job
+// made (the seed's RecentJobDetailsEnricher; GET /api/v1/jobs/{id}/records
+// serves the same), keeping the latest jobActivityLimit of each; note says
+// why there are none to show.
+func (s *Server) jobActivity(r *http.Request, id uint64) (*activityView, string) {
+	db, err := s.accountsDB()
+	if err != nil {
+		return nil, "Outside calls and account actions are not recorded by this server."
+	}
+	calls, err := db.JobCalls(r.Context(), id)
+	if err == nil {
+		var acts []data.AccountAction
+		if acts, err = db.AccountActions(r.Context(), id); err == nil {
+			av := &activityView{Limit: jobActivityLimit}
+			if n := len(calls); n > jobActivityLimit {
+				calls, av.Capped = calls[n-jobActivityLimit:], true
+			}
+			if n := len(acts); n > jobActivityLimit {
+				acts, av.Capped = acts[n-jobActivityLimit:], true
+			}
+			for _, c := range calls {
+				av.Calls = append(av.Calls, callView(c))
+			}
+			for _, a := range acts {
+				av.Actions = append(av.Actions, actionView(a))
+			}
+			return av, ""
+		}
+	}
+	s.log.Error("job page: records", "job", id, "err", err)
+	return nil, "The job's outside calls and account actions could not be read (logged on the server)."
 }

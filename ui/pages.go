@@ -67,10 +67,6 @@ type PagesConfig struct {
 	// Replication reports the replication state for the dashboard. Nil:
 	// not shown.
 	Replication func() ReplicationView
-	// Activity returns the outside calls and account actions a job made,
-	// for the job page (JobActivity). Nil: the page says they are not
-	// recorded by this server.
-	Activity JobActivity
 }
 
 // Content-Security-Policy of the JSON API and of the pages: the pages load
@@ -198,7 +194,6 @@ func (s *Server) templateFuncs(ps *pageSet) template.FuncMap {
 		},
 		"add":   func(a, b int) int { return a + b },
 		"deref": func(p *int64) int64 { return *p },
-		"sw":    func(id int64, name string, on bool) accountSwitch { return accountSwitch{ID: id, Name: name, On: on} },
 	}
 }
 
