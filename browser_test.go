@@ -338,6 +338,16 @@ func (p *page) until(what, expr string) {
 	}
 }
 
+// click clicks the element sel selects, in the page in one step: live
+// updates swap panels in at any time, so a node looked up first may be gone
+// by the time a separate click reaches it.
+func (p *page) click(sel string) {
+	p.t.Helper()
+	if !eval[bool](p, fmt.Sprintf(`(function(){const e=document.querySelector(%q);if(!e)return false;e.click();return true;})()`, sel)) {
+		p.t.Fatalf("nothing to click at %s", sel)
+	}
+}
+
 // live waits for the page's event stream to be open.
 func (p *page) live() {
 	p.t.Helper()
@@ -415,18 +425,18 @@ func TestBrowserPauseAndQuietFromThePage(t *testing.T) {
 	l := startLiveApp(t)
 	p := openPage(t, l)
 	p.live()
-	p.do(chromedp.Click(chromedp.CSS(`#queues tr[data-queue="sync"] button.pause`)))
+	p.click(`#queues tr[data-queue="sync"] button.pause`)
 	p.until("sync paused", `!!document.querySelector('#queues tr[data-queue="sync"] button.resume')`)
 	if qi, _ := l.a.store.Queue("sync"); !qi.Paused {
 		t.Fatal("the pause button did not pause the queue")
 	}
-	p.do(chromedp.Click(chromedp.CSS(`#queues tr[data-queue="sync"] button.resume`)))
+	p.click(`#queues tr[data-queue="sync"] button.resume`)
 	p.until("sync resumed", `!!document.querySelector('#queues tr[data-queue="sync"] button.pause')`)
 	if qi, _ := l.a.store.Queue("sync"); qi.Paused {
 		t.Fatal("the resume button did not resume the queue")
 	}
 
-	p.do(chromedp.Click(chromedp.ID("quiet-toggle")))
+	p.click("#quiet-toggle")
 	if msg := p.confirm(); !strings.Contains(msg, "every lane") {
 		t.Errorf("quiet confirmation: %q", msg)
 	}
@@ -440,7 +450,7 @@ func TestBrowserPauseAndQuietFromThePage(t *testing.T) {
 	if j, _ := l.a.store.Get(id); j.State != queue.StateReady {
 		t.Errorf("a job ran while the lanes were quiet: %s", j.State)
 	}
-	p.do(chromedp.Click(chromedp.ID("quiet-toggle")))
+	p.click("#quiet-toggle")
 	l.waitJob(id, func(j *queue.Job) bool { return j.State == queue.StateDone })
 	p.until("quiet gone", `!document.getElementById("lanes-quiet")`)
 	p.clean("pause and quiet")
@@ -466,7 +476,7 @@ func TestBrowserFailuresTable(t *testing.T) {
 	first := fail("FailJob", "default", "503 from bridge")
 	p.until("the first failure", rows+`.length === 1`)
 	// Retry it from the table: the job runs again.
-	p.do(chromedp.Click(chromedp.CSS(`#failures-table .tabulator-row button.row-retry`)))
+	p.click(`#failures-table .tabulator-row button.row-retry`)
 	l.waitJob(first, func(j *queue.Job) bool { return j.Attempt == 2 && j.State == queue.StateDead })
 	p.until("the retry's toast", `document.getElementById("toast").textContent.includes("retried")`)
 
@@ -477,8 +487,8 @@ func TestBrowserFailuresTable(t *testing.T) {
 	p.do(chromedp.SetValue(chromedp.ID("f-queue"), "sync"), chromedp.Evaluate[chromedp.Void](
 		`document.getElementById("f-queue").dispatchEvent(new Event("change"))`))
 	p.until("the two sync failures", rows+`.length === 2`)
-	p.do(chromedp.Click(chromedp.CSS(`#failures-table .tabulator-col[tabulator-field="error_message"]`)))
-	p.do(chromedp.Click(chromedp.CSS(`#failures-table .tabulator-col[tabulator-field="id"]`)))
+	p.click(`#failures-table .tabulator-col[tabulator-field="error_message"]`)
+	p.click(`#failures-table .tabulator-col[tabulator-field="id"]`)
 	p.until("sorted by id, ascending", `(function(){const r=[...document.querySelectorAll("#failures-table .tabulator-row")].map(e=>Number(e.querySelector('[tabulator-field="id"]').textContent));return r.length===2 && r[0]<r[1];})()`)
 	p.do(chromedp.SendKeys(chromedp.ID("q"), "zebra"))
 	p.until("the search's one row", rows+`.length === 1 && `+rows+`[0].textContent.includes("zebra timeout")`)
@@ -563,7 +573,7 @@ func TestBrowserJobDataRunsNothing(t *testing.T) {
 		p.live()
 		if path == "/admin/background_jobs/failures" {
 			p.until("the failure row", `document.querySelectorAll("#failures-table .tabulator-row").length === 1`)
-			p.do(chromedp.Click(chromedp.CSS(`#failures-table .tabulator-row [tabulator-field="class"]`)))
+			p.click(`#failures-table .tabulator-row [tabulator-field="class"]`)
 			p.until("the detail", `!document.getElementById("detail").hidden && document.getElementById("d-error").textContent.length > 0`)
 			if txt := eval[string](p, `document.getElementById("d-error").textContent`); txt != msg {
 				t.Errorf("the detail's error shows %q", txt)
