@@ -348,6 +348,17 @@ func (p *page) click(sel string) {
 	}
 }
 
+// markPage marks the document, so that stillSamePage can tell a reload.
+func (p *page) markPage() { eval[bool](p, `window.__same_page = true`) }
+
+// stillSamePage fails the test when the page was reloaded since markPage.
+func (p *page) stillSamePage() {
+	p.t.Helper()
+	if !eval[bool](p, `window.__same_page === true`) {
+		p.t.Error("the page reloaded")
+	}
+}
+
 // live waits for the page's event stream to be open.
 func (p *page) live() {
 	p.t.Helper()
@@ -403,7 +414,7 @@ func TestBrowserDashboardIsLive(t *testing.T) {
 	l := startLiveApp(t)
 	p := openPage(t, l)
 	p.live()
-	eval[bool](p, `window.__same_page = true`)
+	p.markPage()
 	id := l.enqueue(map[string]any{"class": "NoopJob"})
 	p.until("the job in recent jobs", fmt.Sprintf(`!!document.querySelector('#recent tr[data-job="%d"]')`, id))
 	// A paused queue's size shows without a reload too.
@@ -414,9 +425,7 @@ func TestBrowserDashboardIsLive(t *testing.T) {
 		l.enqueue(map[string]any{"class": "NoopJob", "queue": "sync"})
 	}
 	p.until("sync's size", `(function(){const r=document.querySelector('#queues tr[data-queue="sync"]');return !!r && r.children[2].textContent.trim()==="3" && r.textContent.includes("paused");})()`)
-	if !eval[bool](p, `window.__same_page === true`) {
-		t.Error("the page reloaded")
-	}
+	p.stillSamePage()
 	p.clean("dashboard")
 }
 
@@ -462,7 +471,7 @@ func TestBrowserFailuresTable(t *testing.T) {
 	p := openPage(t, l)
 	p.do(chromedp.Navigate(l.base + "/admin/background_jobs/failures"))
 	p.live()
-	eval[bool](p, `window.__same_page = true`)
+	p.markPage()
 	rows := `document.querySelectorAll("#failures-table .tabulator-row")`
 	if n := eval[int](p, rows+`.length`); n != 0 {
 		t.Fatalf("%d rows before any failure", n)
@@ -498,9 +507,7 @@ func TestBrowserFailuresTable(t *testing.T) {
 			t.Errorf("no request to the server carried %s; requests:\n%s", want, seen)
 		}
 	}
-	if !eval[bool](p, `window.__same_page === true`) {
-		t.Error("the page reloaded")
-	}
+	p.stillSamePage()
 	p.clean("failures")
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/r3labs/sse/v2"
 	"gopkg.in/cenkalti/backoff.v1"
+
+	"conveyor/ui"
 )
 
 // conveyor top: the dashboard in a terminal. It reads the snapshot from
@@ -157,57 +159,9 @@ func (t *top) run(ctx context.Context) error {
 	}
 }
 
-// topSnapshot is the part of GET /api/v1/dashboard top shows.
-type topSnapshot struct {
-	Totals *struct {
-		Counts          map[string]int64 `json:"counts"`
-		ProcessedMinute int64            `json:"processed_last_minute"`
-		FailedMinute    int64            `json:"failed_last_minute"`
-		Busy            int              `json:"busy"`
-		Workers         int              `json:"workers"`
-		OldestReadyMS   int64            `json:"oldest_ready_ms"`
-		OldestQueue     string           `json:"oldest_ready_queue"`
-		Quiet           bool             `json:"quiet"`
-	} `json:"totals"`
-	Queues []struct {
-		Name      string           `json:"name"`
-		Lane      string           `json:"lane"`
-		Size      int64            `json:"size"`
-		LatencyMS int64            `json:"latency_ms"`
-		Paused    bool             `json:"paused"`
-		Counts    map[string]int64 `json:"counts"`
-	} `json:"queues"`
-	Lanes *struct {
-		Running bool `json:"running"`
-		Quiet   bool `json:"quiet"`
-		Lanes   []struct {
-			Name        string `json:"name"`
-			Concurrency int    `json:"concurrency"`
-			Busy        int    `json:"busy"`
-			Open        bool   `json:"open"`
-			Reason      string `json:"reason"`
-			Processed   int64  `json:"processed"`
-			Failed      int64  `json:"failed"`
-		} `json:"lanes"`
-	} `json:"lanes"`
-	Rates *struct {
-		Processed []int64 `json:"processed"`
-		Failed    []int64 `json:"failed"`
-	} `json:"rates"`
-	Issues *struct {
-		Open   int `json:"open"`
-		Issues []struct {
-			Title       string `json:"title"`
-			Occurrences int64  `json:"occurrences"`
-			Kind        string `json:"kind"`
-		} `json:"issues"`
-	} `json:"issues"`
-	Errors map[string]string `json:"errors"`
-}
-
 // draw reads the snapshot and writes one frame.
 func (t *top) draw(ctx context.Context) error {
-	var s topSnapshot
+	var s ui.DashboardSnapshot
 	if err := t.c.do(ctx, http.MethodGet, "/api/v1/dashboard?panels="+topPanels, nil, &s); err != nil {
 		return err
 	}
@@ -224,7 +178,7 @@ func (t *top) draw(ctx context.Context) error {
 }
 
 // renderTop writes a frame: totals, rates, queues, lanes, issues.
-func renderTop(w io.Writer, s *topSnapshot, base, status string, now time.Time) {
+func renderTop(w io.Writer, s *ui.DashboardSnapshot, base, status string, now time.Time) {
 	fmt.Fprintf(w, "Conveyor at %s — %s", base, now.Format("15:04:05"))
 	if status != "" {
 		fmt.Fprintf(w, " — %s", status)
