@@ -1,6 +1,7 @@
 package data
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -19,13 +20,28 @@ type Post struct {
 	Author     string
 	Caption    string
 	MediaURL   string
+	MediaType  MediaType // MediaImage when not set
 	TakenAt    time.Time
 	CapturedAt time.Time
 	AnalyzedAt time.Time       // zero until analysed
 	Analysis   json.RawMessage // the local AI service's answer; nil until analysed
 }
 
-const postColumns = `id, account_id, post_id, profile_id, author, caption, media_url, taken_at, captured_at, analyzed_at, analysis`
+// MediaType is the kind of a post's media.
+type MediaType string
+
+// The media types: a video goes through video processing and frame
+// generation before visual analysis.
+const (
+	MediaImage MediaType = "image"
+	MediaVideo MediaType = "video"
+)
+
+// Valid reports whether t is one of the media types.
+func (t MediaType) Valid() bool { return t == MediaImage || t == MediaVideo }
+
+const postColumns = `id, account_id, post_id, profile_id, author, caption, media_url, media_type, taken_at, captured_at,
+	analyzed_at, analysis`
 
 func scanPost(s scanner) (*Post, error) {
 	var (
@@ -35,8 +51,8 @@ func scanPost(s scanner) (*Post, error) {
 		captured        int64
 		analysis        sql.NullString
 	)
-	if err := s.Scan(&p.ID, &p.AccountID, &p.PostID, &profile, &p.Author, &p.Caption, &p.MediaURL, &taken, &captured,
-		&analyzed, &analysis); err != nil {
+	if err := s.Scan(&p.ID, &p.AccountID, &p.PostID, &profile, &p.Author, &p.Caption, &p.MediaURL, &p.MediaType, &taken,
+		&captured, &analyzed, &analysis); err != nil {
 		return nil, err
 	}
 	p.ProfileID = profile.Int64
@@ -51,7 +67,8 @@ func scanPost(s scanner) (*Post, error) {
 // StorePosts inserts the posts that are new (by AccountID and PostID) in
 // one transaction, setting CapturedAt to now, and returns every given post
 // as stored — the new ones and those stored before — with IDs set, in the
-// given order, and how many were new.
+// given order, and how many were new. A post without a MediaType is an
+// image.
 func (db *DB) StorePosts(ctx context.Context, ps []*Post) ([]*Post, int, error) {
 	for i, p := range ps {
 		switch {
@@ -61,6 +78,8 @@ func (db *DB) StorePosts(ctx context.Context, ps []*Post) ([]*Post, int, error) 
 			return nil, 0, &FieldError{Field: fmt.Sprintf("posts[%d].AccountID", i), Reason: "must be set"}
 		case strings.TrimSpace(p.PostID) == "":
 			return nil, 0, &FieldError{Field: fmt.Sprintf("posts[%d].PostID", i), Reason: "must not be empty"}
+		case p.MediaType != "" && !p.MediaType.Valid():
+			return nil, 0, &FieldError{Field: fmt.Sprintf("posts[%d].MediaType", i), Reason: fmt.Sprintf("must be %s or %s (got %q)", MediaImage, MediaVideo, p.MediaType)}
 		}
 	}
 	now := db.nowUTC()
@@ -68,7 +87,7 @@ func (db *DB) StorePosts(ctx context.Context, ps []*Post) ([]*Post, int, error) 
 	created := 0
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `INSERT INTO posts (account_id, post_id, profile_id, author, caption, media_url,
-			taken_at, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			media_type, taken_at, captured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, post_id) DO NOTHING RETURNING id`)
 		if err != nil {
 			return err
@@ -76,12 +95,13 @@ func (db *DB) StorePosts(ctx context.Context, ps []*Post) ([]*Post, int, error) 
 		defer ins.Close()
 		for i, p := range ps {
 			var id int64
+			mt := cmp.Or(p.MediaType, MediaImage)
 			err := ins.QueryRowContext(ctx, p.AccountID, p.PostID, nullID(p.ProfileID), p.Author, p.Caption, p.MediaURL,
-				ms(p.TakenAt), now.UnixMilli()).Scan(&id)
+				mt, ms(p.TakenAt), now.UnixMilli()).Scan(&id)
 			switch {
 			case err == nil:
 				q := *p
-				q.ID, q.CapturedAt = id, now
+				q.ID, q.CapturedAt, q.MediaType = id, now, mt
 				out[i] = &q
 				created++
 				continue
@@ -134,28 +154,32 @@ func (db *DB) SetPostAnalysis(ctx context.Context, id int64, analysis json.RawMe
 }
 
 // Media is a media file stored for a post. Path is relative to the media
-// directory its owner keeps.
+// directory its owner keeps. Frame is 0 for the post's own media and n for
+// frame n generated from the post's video; a post has at most one media
+// file per frame.
 type Media struct {
 	ID       int64
 	PostID   int64
+	Frame    int
 	Path     string
 	Bytes    int64
 	StoredAt time.Time
 }
 
-// AddPostMedia records a media file stored for post m.PostID and sets m.ID
-// and m.StoredAt (now). A path recorded already is left as it is and its
-// row returned (the file was written again with the same content).
+// AddPostMedia records a media file stored for post m.PostID (frame
+// m.Frame) and sets m.ID and m.StoredAt (now). A path recorded already is
+// left as it is and its row returned (the file was written again with the
+// same content).
 func (db *DB) AddPostMedia(ctx context.Context, m *Media) error {
-	if m.PostID == 0 || strings.TrimSpace(m.Path) == "" {
-		return &FieldError{Field: "Media", Reason: "PostID and Path must be set"}
+	if m.PostID == 0 || strings.TrimSpace(m.Path) == "" || m.Frame < 0 {
+		return &FieldError{Field: "Media", Reason: "PostID and Path must be set and Frame must not be negative"}
 	}
 	now := db.nowUTC()
 	return db.write(ctx, func(tx *sql.Tx) error {
 		var stored int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO post_media (post_id, path, bytes, stored_at) VALUES (?, ?, ?, ?)
+		err := tx.QueryRowContext(ctx, `INSERT INTO post_media (post_id, frame, path, bytes, stored_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes RETURNING id, stored_at`,
-			m.PostID, m.Path, m.Bytes, now.UnixMilli()).Scan(&m.ID, &stored)
+			m.PostID, m.Frame, m.Path, m.Bytes, now.UnixMilli()).Scan(&m.ID, &stored)
 		if err != nil {
 			return fmt.Errorf("data: media %q of post %d: %w", m.Path, m.PostID, err)
 		}
@@ -170,25 +194,46 @@ func (db *DB) ExpiredMedia(ctx context.Context, before time.Time, limit int) ([]
 	if limit <= 0 || limit > 10_000 {
 		return nil, &FilterError{Param: "limit", Reason: "must be between 1 and 10000"}
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT id, post_id, path, bytes, stored_at FROM post_media
+	rows, err := db.r.QueryContext(ctx, `SELECT `+mediaColumns+` FROM post_media
 		WHERE stored_at < ? ORDER BY stored_at, id LIMIT ?`, before.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("data: expired media: %w", err)
 	}
 	var out []*Media
 	for rows.Next() {
-		var (
-			m      Media
-			stored int64
-		)
-		if err := rows.Scan(&m.ID, &m.PostID, &m.Path, &m.Bytes, &stored); err != nil {
+		m, err := scanMedia(rows)
+		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("data: expired media: %w", err)
 		}
-		m.StoredAt = time.UnixMilli(stored).UTC()
-		out = append(out, &m)
+		out = append(out, m)
 	}
 	return out, errRows(rows, "expired media")
+}
+
+const mediaColumns = `id, post_id, frame, path, bytes, stored_at`
+
+func scanMedia(s scanner) (*Media, error) {
+	var (
+		m      Media
+		stored int64
+	)
+	if err := s.Scan(&m.ID, &m.PostID, &m.Frame, &m.Path, &m.Bytes, &stored); err != nil {
+		return nil, err
+	}
+	m.StoredAt = time.UnixMilli(stored).UTC()
+	return &m, nil
+}
+
+// PostMedia returns the media file of post postID for frame (0: the
+// post's own), or ErrNotFound (never stored, or purged).
+func (db *DB) PostMedia(ctx context.Context, postID int64, frame int) (*Media, error) {
+	m, err := scanMedia(db.r.QueryRowContext(ctx, `SELECT `+mediaColumns+` FROM post_media WHERE post_id = ? AND frame = ?`,
+		postID, frame))
+	if err != nil {
+		return nil, notFound(err, "media of post", fmt.Sprintf("%d frame %d", postID, frame))
+	}
+	return m, nil
 }
 
 // DeleteMedia deletes media rows by id and returns how many it deleted.

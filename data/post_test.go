@@ -196,3 +196,105 @@ func TestJobRecordsCappedAndTrimmed(t *testing.T) {
 		t.Fatalf("trim took the newer action: %+v", left)
 	}
 }
+
+// TestPostPipelineStorage: a post keeps its media type, a post has one
+// media file per frame, and the first analysis stored per post,
+// capability and frame is the one kept.
+func TestPostPipelineStorage(t *testing.T) {
+	t.Parallel()
+	db, clk := setup(t)
+	ctx := t.Context()
+	acct := &Account{Username: "pipe"}
+	if err := db.CreateAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	ps, _, err := db.StorePosts(ctx, []*Post{
+		{AccountID: acct.ID, PostID: "img"},
+		{AccountID: acct.ID, PostID: "vid", MediaType: MediaVideo},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []MediaType{MediaImage, MediaVideo} {
+		if ps[i].MediaType != want {
+			t.Errorf("returned post %d is %q, want %q", i, ps[i].MediaType, want)
+		}
+		if p, _ := db.PostByID(ctx, ps[i].ID); p.MediaType != want {
+			t.Errorf("stored post %d is %q, want %q", i, p.MediaType, want)
+		}
+	}
+	if _, _, err := db.StorePosts(ctx, []*Post{{AccountID: acct.ID, PostID: "x", MediaType: "carousel"}}); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), "posts[0].MediaType") {
+		t.Fatalf("an unknown media type = %v", err)
+	}
+
+	vid := ps[1].ID
+	for frame := range 3 {
+		if err := db.AddPostMedia(ctx, &Media{PostID: vid, Frame: frame, Path: fmt.Sprintf("1/%d-f%d.jpg", vid, frame)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := db.PostMedia(ctx, vid, 2); err != nil || m.Frame != 2 || m.Path != fmt.Sprintf("1/%d-f2.jpg", vid) {
+		t.Fatalf("frame 2 = %+v, %v", m, err)
+	}
+	if _, err := db.PostMedia(ctx, vid, 3); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a frame never stored = %v", err)
+	}
+	if err := db.AddPostMedia(ctx, &Media{PostID: vid, Frame: 1, Path: "elsewhere.jpg"}); err == nil {
+		t.Fatal("a second file for the same frame was recorded")
+	}
+	if err := db.AddPostMedia(ctx, &Media{PostID: vid, Frame: -1, Path: "neg.jpg"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a negative frame = %v", err)
+	}
+
+	first := &PostAnalysis{PostID: vid, Capability: "visual", Frame: 1, JobID: 7, Result: json.RawMessage(`{"labels":["sea"]}`)}
+	got, created, err := db.SavePostAnalysis(ctx, first)
+	if err != nil || !created || got.JobID != 7 || !got.AnalyzedAt.Equal(clk.Now()) || string(got.Result) != `{"labels":["sea"]}` {
+		t.Fatalf("first save = %+v, %v, %v", got, created, err)
+	}
+	clk.Add(time.Minute)
+	got, created, err = db.SavePostAnalysis(ctx, &PostAnalysis{PostID: vid, Capability: "visual", Frame: 1, JobID: 8, Result: json.RawMessage(`{}`)})
+	if err != nil || created || got.JobID != 7 || string(got.Result) != `{"labels":["sea"]}` {
+		t.Fatalf("a second save must keep the first: %+v, %v, %v", got, created, err)
+	}
+	for _, a := range []*PostAnalysis{
+		{PostID: vid, Capability: "visual", Frame: 2, JobID: 9, Result: json.RawMessage(`{}`)},
+		{PostID: vid, Capability: "video", JobID: 3, Result: json.RawMessage(`{"duration_ms":9000}`)},
+	} {
+		if _, created, err := db.SavePostAnalysis(ctx, a); err != nil || !created {
+			t.Fatalf("save %+v: %v %v", a, created, err)
+		}
+	}
+	if _, _, err := db.SavePostAnalysis(ctx, &PostAnalysis{PostID: 9999, Capability: "visual", Result: json.RawMessage(`{}`)}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the analysis of a missing post = %v", err)
+	}
+	for _, bad := range []*PostAnalysis{
+		{PostID: vid, Capability: "", Result: json.RawMessage(`{}`)},
+		{PostID: vid, Capability: "ocr", Frame: -1, Result: json.RawMessage(`{}`)},
+		{PostID: vid, Capability: "ocr", Result: json.RawMessage(`{`)},
+	} {
+		if _, _, err := db.SavePostAnalysis(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("save %+v = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if a, err := db.PostAnalysisOf(ctx, vid, "video", 0); err != nil || string(a.Result) != `{"duration_ms":9000}` {
+		t.Fatalf("video analysis = %+v, %v", a, err)
+	}
+	if _, err := db.PostAnalysisOf(ctx, vid, "ocr", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an analysis never made = %v", err)
+	}
+	all, err := db.PostAnalyses(ctx, vid)
+	if err != nil || len(all) != 3 || all[0].Capability != "video" || all[1].Frame != 1 || all[2].Frame != 2 {
+		t.Fatalf("analyses = %+v, %v", all, err)
+	}
+	if n, err := db.CountPostAnalyses(ctx); err != nil || n["visual"] != 2 || n["video"] != 1 || len(n) != 2 {
+		t.Fatalf("counts = %v, %v", n, err)
+	}
+	// Deleting the post deletes its results.
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM posts WHERE id = ?`, vid); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := db.PostAnalyses(ctx, vid); len(all) != 0 {
+		t.Fatalf("results outlive their post: %+v", all)
+	}
+}
