@@ -169,6 +169,10 @@ func (c *Catalog) storePosts(ctx context.Context, job *queue.Job, a *data.Accoun
 		if strings.TrimSpace(r.ID) == "" {
 			return nil, 0, &CallError{Endpoint: "connector " + job.Class, Status: 200, Kind: fault.Runtime, Message: "a post has no id"}
 		}
+		if mt := data.MediaType(r.MediaType); mt != "" && !mt.Valid() {
+			return nil, 0, &CallError{Endpoint: "connector " + job.Class, Status: 200, Kind: fault.Runtime,
+				Message: fmt.Sprintf("post %s: media_type must be %s or %s (got %q)", r.ID, data.MediaImage, data.MediaVideo, r.MediaType)}
+		}
 		if r.Author != "" && authors[r.Author] == nil {
 			authors[r.Author] = &data.Profile{AccountID: a.ID, Username: r.Author}
 			profiles = append(profiles, authors[r.Author])
@@ -179,7 +183,8 @@ func (c *Catalog) storePosts(ctx context.Context, job *queue.Job, a *data.Accoun
 	}
 	ps := make([]*data.Post, 0, len(remote))
 	for _, r := range remote {
-		p := &data.Post{AccountID: a.ID, PostID: r.ID, Author: r.Author, Caption: r.Caption, MediaURL: r.MediaURL, TakenAt: r.TakenAt}
+		p := &data.Post{AccountID: a.ID, PostID: r.ID, Author: r.Author, Caption: r.Caption, MediaURL: r.MediaURL,
+			MediaType: data.MediaType(r.MediaType), TakenAt: r.TakenAt}
 		if pr := authors[r.Author]; pr != nil {
 			p.ProfileID = pr.ID
 		}

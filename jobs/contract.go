@@ -21,14 +21,16 @@ type CallArgs struct {
 }
 
 // RemotePost is a post as the outside service reports it. Media, when set,
-// is the media file's content in standard base64 (stored by the job).
+// is the media file's content in standard base64 (stored by the job);
+// MediaType is "image" (also when absent) or "video".
 type RemotePost struct {
-	ID       string    `json:"id"`
-	Author   string    `json:"author"`
-	Caption  string    `json:"caption,omitempty"`
-	MediaURL string    `json:"media_url,omitempty"`
-	TakenAt  time.Time `json:"taken_at,omitzero"`
-	Media    string    `json:"media,omitempty"`
+	ID        string    `json:"id"`
+	Author    string    `json:"author"`
+	Caption   string    `json:"caption,omitempty"`
+	MediaURL  string    `json:"media_url,omitempty"`
+	MediaType string    `json:"media_type,omitempty"`
+	TakenAt   time.Time `json:"taken_at,omitzero"`
+	Media     string    `json:"media,omitempty"`
 }
 
 // RemoteProfile is a profile as the outside service reports it. Counts are
@@ -108,4 +110,65 @@ type AnalyzeRequest struct {
 	Author    string `json:"author"`
 	Caption   string `json:"caption"`
 	MediaURL  string `json:"media_url"`
+}
+
+// The post-analysis pipeline's calls to the local AI service: each step
+// posts a StepRequest to its path under the service's URL (Steps names
+// them) and gets a JSON object back, stored as the step's result. The
+// fields below are the parts of the answers Conveyor reads to decide the
+// next steps; the rest of each answer is kept as it is.
+
+// StepRequest is what a step of the pipeline posts. Media is the content of
+// the media file the step looks at, in standard base64: the post's image
+// or video, or a frame generated from its video (Frame n ≥ 1). The
+// metadata step sends the caption and author and no media; the frames step
+// sends the video and the times to take frames at (AtMS).
+type StepRequest struct {
+	AccountID int64   `json:"account_id"`
+	PostID    string  `json:"post_id"`
+	Frame     int     `json:"frame,omitempty"`
+	MediaType string  `json:"media_type"`
+	Media     string  `json:"media,omitempty"`
+	Author    string  `json:"author,omitempty"`
+	Caption   string  `json:"caption,omitempty"`
+	AtMS      []int64 `json:"at_ms,omitempty"`
+}
+
+// VisualResult is the part of a visual analysis the pipeline reads: an
+// image with text regions goes on to OCR.
+type VisualResult struct {
+	TextRegions int `json:"text_regions"`
+}
+
+// VideoResult is the part of a video processing answer the pipeline
+// reads: the times of the keyframes that frame generation extracts.
+type VideoResult struct {
+	DurationMS  int64   `json:"duration_ms"`
+	KeyframesMS []int64 `json:"keyframes_ms"`
+}
+
+// FramesAnswer answers frame generation: one image per time asked for, in
+// standard base64.
+type FramesAnswer struct {
+	Frames []GeneratedFrame `json:"frames"`
+}
+
+// GeneratedFrame is one frame of a FramesAnswer.
+type GeneratedFrame struct {
+	AtMS  int64  `json:"at_ms"`
+	Image string `json:"image"`
+}
+
+// FramesResult is what frame generation stores as its result: the frames
+// it wrote to the media directory (numbered from 1), without their bytes.
+type FramesResult struct {
+	Frames []StoredFrame `json:"frames"`
+}
+
+// StoredFrame is one stored frame of a FramesResult.
+type StoredFrame struct {
+	Frame int    `json:"frame"`
+	AtMS  int64  `json:"at_ms"`
+	Path  string `json:"path"`
+	Bytes int    `json:"bytes"`
 }

@@ -1,9 +1,19 @@
 // Package jobs is the seed's job catalog: the orchestrators that fan out
 // across accounts in staggered batches, the per-account jobs they enqueue
 // (continuous feed capture, follow-graph sync, story replies, engagement,
-// profile scans, avatars, profile refreshes), post analysis through the
-// local AI service, and the purge of expired media — and the boundary to
-// the outside services those jobs drive.
+// profile scans, avatars, profile refreshes), the post-analysis pipeline
+// through the local AI service, and the purge of expired media — and the
+// boundary to the outside services those jobs drive.
+//
+// # The post-analysis pipeline
+//
+// AnalyzePostJob (queue ai) fans each captured post out to one job per
+// capability on the AI capsules' queues (Steps): metadata, visual
+// analysis, face detection, OCR of images and frames with text, video
+// processing and frame generation, whose frames go to visual analysis.
+// Each step stores its result per post, capability and frame
+// (data.PostAnalysis), is idempotent by its unique key and its stored
+// result, and runs only while the local-AI health keeps the AI lanes open.
 //
 // # The connector boundary
 //

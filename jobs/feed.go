@@ -13,7 +13,6 @@ import (
 
 	"conveyor/data"
 	"conveyor/lanes"
-	"conveyor/ops/fault"
 	"conveyor/queue"
 )
 
@@ -178,8 +177,11 @@ func (a *AnalyzeArgs) Validate() error {
 	return nil
 }
 
-// analyzePost sends one captured post through the local AI service and
-// stores its analysis. A post analysed already, or purged, is done.
+// analyzePost sends one captured post through the local AI service,
+// stores its analysis, and fans the post out to the pipeline's steps on
+// the AI capsules (fanOutPost). A post analysed already is only fanned out
+// (the steps' unique keys hold what is enqueued already); a purged one is
+// done.
 func (c *Catalog) analyzePost(ctx context.Context, job *queue.Job, args AnalyzeArgs) error {
 	p, err := c.db.PostByID(ctx, args.PostID)
 	switch {
@@ -187,29 +189,30 @@ func (c *Catalog) analyzePost(ctx context.Context, job *queue.Job, args AnalyzeA
 		return nil
 	case err != nil:
 		return err
-	case !p.AnalyzedAt.IsZero():
-		return nil
 	}
-	if c.ai == nil {
-		return lanes.Discard(&CallError{Kind: fault.Runtime, Permanent: true, Endpoint: "local AI",
-			Message: "the local AI service is not configured: set LOCAL_AI_URL (see docs/local-ai.md)"})
-	}
-	start := time.Now()
-	out, err := c.ai.Analyze(ctx, AnalyzeRequest{AccountID: p.AccountID, PostID: p.PostID, Author: p.Author, Caption: p.Caption,
-		MediaURL: p.MediaURL}, job.Attempt)
-	rec := data.JobCall{JobID: job.ID, AccountID: p.AccountID, Endpoint: "POST " + c.ai.url, Status: 200, Latency: time.Since(start)}
-	err = c.outcome(ctx, job, err)
-	if err != nil {
-		rec.Status, rec.Error = statusOf(err), err.Error()
-		if isSnooze(err) {
-			rec.Error = callErrorText(err) + " " + snoozeMark
+	if p.AnalyzedAt.IsZero() {
+		if c.ai == nil {
+			return errNoLocalAI
+		}
+		start := time.Now()
+		out, err := c.ai.Analyze(ctx, AnalyzeRequest{AccountID: p.AccountID, PostID: p.PostID, Author: p.Author, Caption: p.Caption,
+			MediaURL: p.MediaURL}, job.Attempt)
+		if err := c.recordAI(ctx, job, p.AccountID, c.ai.Endpoint(AnalyzePath), start, err); err != nil {
+			return err
+		}
+		if err := c.db.SetPostAnalysis(ctx, p.ID, out, c.now()); err != nil {
+			if errors.Is(err, data.ErrNotFound) {
+				return nil
+			}
+			return err
 		}
 	}
-	c.rec.calls(ctx, rec)
+	reqs, err := c.fanOutPost(ctx, p)
 	if err != nil {
 		return err
 	}
-	return c.db.SetPostAnalysis(ctx, p.ID, out, c.now())
+	_, err = c.enqueue(ctx, reqs)
+	return err
 }
 
 // purgeMedia is PurgeExpiredInstagramPostMediaJob: it deletes the media

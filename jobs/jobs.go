@@ -125,7 +125,8 @@ func (c *Catalog) classes() []lanes.Class {
 	for _, o := range Orchestrators() {
 		out = append(out, c.orchestratorClass(o))
 	}
-	return append(out, c.accountClasses()...)
+	out = append(out, c.accountClasses()...)
+	return append(out, c.pipelineClasses()...)
 }
 
 // enqueue makes each request a job through the registry's NewJob — the

@@ -1,14 +1,23 @@
 // Package sandbox is a stand-in for the outside services Conveyor's account
 // jobs drive: an Instagram-like service (accounts, home-feed pages, stories,
 // follow lists, profiles) behind the connector contract, and a local AI
-// service (health, Ollama's version and tags, post analysis).
+// service (health, Ollama's version and tags, post analysis and every step
+// of the post-analysis pipeline: visual analysis, faces, OCR, metadata,
+// video processing, frame generation).
+//
+// Its media are small synthetic images and videos (media.go) that the
+// local AI stand-in reads back, so its answers follow from the post: text
+// regions and OCR text for an image with text in it, faces as many as the
+// image holds, keyframes within a video's duration. Of any five
+// consecutive posts of a feed one is a video and one an image with text.
 //
 // Everything it answers is a pure function of its seed, the request and the
 // clock: the same seed gives the same accounts, feeds, follow lists and
 // faults, so the demo and the tests exercise cursors, pacing, fan-out and
 // failures for real and reproducibly. Faults are drawn per call (class,
 // args, attempt) at FaultRate: transient (503, half of them with a
-// Retry-After), runtime (400) and authentication (401).
+// Retry-After), runtime (400) and authentication (401); the local AI
+// stand-in's faults are transient only.
 //
 // A Sandbox is a jobs.Connector itself (the demo calls it in-process), and
 // Handler serves the same contract over HTTP — the connector bridge's — so
@@ -61,8 +70,6 @@ const (
 	FollowPageSize = 25
 	// RetryAfter is the Retry-After of the transient faults that carry one.
 	RetryAfter = 5 * time.Second
-	// mediaBytes is the size of a sandbox media file.
-	mediaBytes = 256
 )
 
 // epoch is the sandbox feed's first post.
@@ -257,34 +264,35 @@ func (s *Sandbox) fault(endpoint string, all bool, parts ...string) error {
 	}
 }
 
-// post is post n of user's feed (or of a scan).
+// post is post n of user's feed (or of a scan). Of any five consecutive
+// posts of a feed one is a video and one an image with text in it (where
+// in the five depends on the user), so that every page of a feed gives
+// every step of the post-analysis pipeline work.
 func (s *Sandbox) post(user string, n int64, media bool) jobs.RemotePost {
 	id := fmt.Sprintf("%s-%d", strconv.FormatUint(s.h("post", user)%1_000_000, 36), n)
 	x := s.h("post", user, strconv.FormatInt(n, 10))
 	p := jobs.RemotePost{
-		ID:       id,
-		Author:   fmt.Sprintf("%s_%d", s.word(x>>8), x%97),
-		Caption:  fmt.Sprintf("A %s and a %s", things[x%uint64(len(things))], things[(x>>16)%uint64(len(things))]),
-		MediaURL: "https://sandbox.invalid/media/" + id + ".jpg",
-		TakenAt:  epoch.Add(time.Duration(n) * PostEvery),
+		ID:        id,
+		Author:    fmt.Sprintf("%s_%d", s.word(x>>8), x%97),
+		Caption:   fmt.Sprintf("A %s and a %s", things[x%uint64(len(things))], things[(x>>16)%uint64(len(things))]),
+		MediaURL:  "https://sandbox.invalid/media/" + id + ".jpg",
+		MediaType: "image",
+		TakenAt:   epoch.Add(time.Duration(n) * PostEvery),
+	}
+	kind := (uint64(n) + s.h("kind", user)) % 5
+	if kind == 0 {
+		p.MediaURL, p.MediaType = "https://sandbox.invalid/media/"+id+".mp4", "video"
 	}
 	if media {
-		p.Media = base64.StdEncoding.EncodeToString(s.mediaBytes(id))
+		var b []byte
+		if kind == 0 {
+			b = s.video(id)
+		} else {
+			b = s.image(id, kind == 2, int(x>>24)%4)
+		}
+		p.Media = base64.StdEncoding.EncodeToString(b)
 	}
 	return p
-}
-
-// mediaBytes is a deterministic stand-in for an image.
-func (s *Sandbox) mediaBytes(id string) []byte {
-	b := make([]byte, mediaBytes)
-	x := s.h("media", id)
-	for i := range b {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		b[i] = byte(x)
-	}
-	return b
 }
 
 // feed is one page of a's home feed: the newest FeedPageSize posts below

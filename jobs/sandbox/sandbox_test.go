@@ -2,11 +2,13 @@ package sandbox
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +284,164 @@ func TestLocalAIStandIn(t *testing.T) {
 	var ce *jobs.CallError
 	if !errors.As(err, &ce) || ce.Kind != fault.Transient {
 		t.Fatalf("faulty analysis: %v (analyses fail only transiently)", err)
+	}
+}
+
+// TestFeedMixesMedia: every page of every feed holds one video and at
+// least one image with text in it, so the post-analysis pipeline's every
+// step gets work; the media say so in what the stand-in reads.
+func TestFeedMixesMedia(t *testing.T) {
+	t.Parallel()
+	for _, seed := range []int64{1, 2, 3} {
+		s := New(Options{Seed: seed, Accounts: 6, Now: at(day)})
+		for _, user := range s.Accounts() {
+			cursor := ""
+			for page := 1; page <= FeedPages; page++ {
+				out, err := call(t, s, "CaptureHomeFeedJob", jobs.CallArgs{Username: user, Cursor: cursor, Page: page}, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var p jobs.FeedPage
+				json.Unmarshal(out, &p)
+				videos, texts := 0, 0
+				for _, post := range p.Posts {
+					raw, _ := base64.StdEncoding.DecodeString(post.Media)
+					m, err := readMedia(raw)
+					if err != nil {
+						t.Fatalf("%s page %d post %s: %v", user, page, post.ID, err)
+					}
+					if m.video != (post.MediaType == "video") || m.video != strings.HasSuffix(post.MediaURL, ".mp4") {
+						t.Fatalf("post %+v reads as %+v", post, m)
+					}
+					if m.video {
+						videos++
+						if m.duration < minVideo || m.duration > maxVideo {
+							t.Fatalf("video of %v", m.duration)
+						}
+					}
+					if m.text {
+						texts++
+					}
+				}
+				if videos != 1 || texts < 1 {
+					t.Fatalf("seed %d %s page %d: %d videos, %d images with text", seed, user, page, videos, texts)
+				}
+				cursor = p.NextCursor
+			}
+		}
+	}
+}
+
+// TestAIStandInSteps: each step of the pipeline answers from the media it
+// is sent — text regions and OCR text only for an image with text, faces
+// as the image holds, keyframes within the video, one frame per time asked
+// — and refuses media it cannot read with 422.
+func TestAIStandInSteps(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Seed: 2, Now: at(day)})
+	srv := httptest.NewServer(s.AIHandler())
+	defer srv.Close()
+	ai, err := jobs.NewLocalAI(srv.URL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	ask := func(capability string, req jobs.StepRequest, out any) error {
+		t.Helper()
+		for _, st := range jobs.Steps() {
+			if st.Capability == capability {
+				raw, err := ai.Step(t.Context(), st.Path, req, 1)
+				if err == nil && out != nil {
+					err = json.Unmarshal(raw, out)
+				}
+				return err
+			}
+		}
+		t.Fatalf("no step %s", capability)
+		return nil
+	}
+	textImage, plain := b64(s.image("a", true, 2)), b64(s.image("b", false, 0))
+	var vis struct {
+		TextRegions int `json:"text_regions"`
+		People      int
+	}
+	if err := ask(jobs.CapVisual, jobs.StepRequest{PostID: "a", Media: textImage}, &vis); err != nil || vis.TextRegions == 0 || vis.People != 2 {
+		t.Fatalf("visual of a text image: %+v, %v", vis, err)
+	}
+	if err := ask(jobs.CapVisual, jobs.StepRequest{PostID: "b", Media: plain}, &vis); err != nil || vis.TextRegions != 0 {
+		t.Fatalf("visual of a plain image: %+v, %v", vis, err)
+	}
+	var ocr struct{ Text string }
+	if err := ask(jobs.CapOCR, jobs.StepRequest{PostID: "a", Media: textImage}, &ocr); err != nil || ocr.Text == "" {
+		t.Fatalf("OCR of a text image: %+v, %v", ocr, err)
+	}
+	var faces struct{ Count int }
+	if err := ask(jobs.CapFaces, jobs.StepRequest{PostID: "a", Media: textImage}, &faces); err != nil || faces.Count != 2 {
+		t.Fatalf("faces: %+v, %v", faces, err)
+	}
+	var meta struct{ Hashtags []string }
+	if err := ask(jobs.CapMetadata, jobs.StepRequest{PostID: "a", Caption: "A sunset and a coffee"}, &meta); err != nil ||
+		fmt.Sprint(meta.Hashtags) != "[#sunset #coffee]" {
+		t.Fatalf("metadata: %+v, %v", meta, err)
+	}
+	video := b64(s.video("v"))
+	var v jobs.VideoResult
+	if err := ask(jobs.CapVideo, jobs.StepRequest{PostID: "v", Media: video}, &v); err != nil || len(v.KeyframesMS) < 3 {
+		t.Fatalf("video: %+v, %v", v, err)
+	}
+	for _, k := range v.KeyframesMS {
+		if k <= 0 || k >= v.DurationMS {
+			t.Fatalf("keyframe %d outside the video of %d ms", k, v.DurationMS)
+		}
+	}
+	var fr jobs.FramesAnswer
+	if err := ask(jobs.CapFrames, jobs.StepRequest{PostID: "v", Media: video, AtMS: v.KeyframesMS}, &fr); err != nil || len(fr.Frames) != len(v.KeyframesMS) {
+		t.Fatalf("frames: %d, %v", len(fr.Frames), err)
+	}
+	for i, f := range fr.Frames {
+		raw, _ := base64.StdEncoding.DecodeString(f.Image)
+		if m, err := readMedia(raw); err != nil || m.video || f.AtMS != v.KeyframesMS[i] {
+			t.Fatalf("frame %d: %+v, %v", i, m, err)
+		}
+	}
+
+	for _, c := range []struct {
+		name, capability string
+		req              jobs.StepRequest
+	}{
+		{"garbage", jobs.CapVisual, jobs.StepRequest{PostID: "x", Media: b64([]byte("a jpeg"))}},
+		{"not base64", jobs.CapOCR, jobs.StepRequest{PostID: "x", Media: "***"}},
+		{"no media", jobs.CapFaces, jobs.StepRequest{PostID: "x"}},
+		{"a video to visual", jobs.CapVisual, jobs.StepRequest{PostID: "x", Media: video}},
+		{"an image to video", jobs.CapVideo, jobs.StepRequest{PostID: "x", Media: plain}},
+		{"frames outside", jobs.CapFrames, jobs.StepRequest{PostID: "x", Media: video, AtMS: []int64{-1}}},
+		{"no frames", jobs.CapFrames, jobs.StepRequest{PostID: "x", Media: video}},
+	} {
+		err := ask(c.capability, c.req, nil)
+		var ce *jobs.CallError
+		if !errors.As(err, &ce) || ce.Status != http.StatusUnprocessableEntity || ce.Kind != fault.Runtime {
+			t.Errorf("%s: %v, want a 422 runtime failure", c.name, err)
+		}
+	}
+
+	// Faults are transient, drawn per post, frame and attempt.
+	faulty := New(Options{Seed: 2, FaultRate: 1, Now: at(day)})
+	fsrv := httptest.NewServer(faulty.AIHandler())
+	defer fsrv.Close()
+	fai, _ := jobs.NewLocalAI(fsrv.URL, 0)
+	statuses := map[int]bool{}
+	for i := range 20 {
+		_, err := fai.Step(t.Context(), "/analyze/visual", jobs.StepRequest{PostID: strconv.Itoa(i), Media: plain}, 1)
+		var ce *jobs.CallError
+		if !errors.As(err, &ce) || ce.Kind != fault.Transient {
+			t.Fatalf("faulty visual: %v", err)
+		}
+		statuses[ce.Status] = true
+		if (ce.Status == http.StatusTooManyRequests) != (ce.RetryAfter == RetryAfter) {
+			t.Fatalf("status %d with Retry-After %v", ce.Status, ce.RetryAfter)
+		}
+	}
+	if !statuses[http.StatusServiceUnavailable] || !statuses[http.StatusTooManyRequests] {
+		t.Errorf("fault statuses %v", statuses)
 	}
 }
