@@ -44,7 +44,7 @@ const (
 //	        → lanes pool (with the middleware and retry policy gathered above)
 //	        → openLocalAI (start-up guardrail; gates of the AI lanes)
 //	        → listener and HTTP server (each feature adds its UI config)
-//	start:  queue snapshots → lanes → scheduler → (demo) first fan-out
+//	start:  queue snapshots → lanes → scheduler → (demo) kickoff of the fan-outs
 //	        → local-AI watch → change forwarding → HTTP
 //	stop:   the reverse of start (HTTP first; the lanes drain before the last
 //	        queue snapshot), then close
@@ -208,8 +208,12 @@ func (a *app) start(ctx context.Context) error {
 	if a.schedule.sched != nil {
 		services = append(services, a.schedule.sched)
 	}
-	if first := a.demoFirstFanOut(); first != nil {
-		services = append(services, first)
+	kickoff, err := a.demoKickoff()
+	if err != nil {
+		return err
+	}
+	if kickoff != nil {
+		services = append(services, kickoff)
 	}
 	if w := a.localAIWatch(); w != nil {
 		services = append(services, w)

@@ -33,9 +33,9 @@ const (
 // mediaDir is where post media is stored, in the data directory.
 const mediaDir = "media"
 
-// demoFirstFanOut is the entry the demo runs at start, so that work flows
-// at once instead of at the entry's next tick.
-const demoFirstFanOut = jobs.EnqueueContinuousAccountProcessing
+// demoKickoffSpread is how long after start the demo runs the last of
+// the fan-outs it runs at start.
+const demoKickoffSpread = 30 * time.Second
 
 // jobsPart is what the job catalog adds to the app: the catalog on its
 // connector, and in the demo the sandbox and the local AI stand-in.
@@ -232,30 +232,17 @@ func (a *app) jobsUI(cfg *ui.Config) {
 	cfg.AccountsConfig = ui.AccountsConfig{AccountsDB: a.storage.db, AccountsChanged: func() { a.bus.Publish(events.TopicProfiles) }}
 }
 
-// demoFirstFanOut is, in the demo, the service that runs the
-// continuous-processing entry once the scheduler has started (as POST
-// /api/v1/cron/{entry}/enqueue would), so the first fan-out does not wait
-// for the entry's next tick; nil outside the demo.
-func (a *app) demoFirstFanOut() lifecycle.Service {
+// demoKickoff is, in the demo, the service that runs each fan-out
+// orchestrator's schedule entry once in the first half-minute (as POST
+// /api/v1/cron/{entry}/enqueue would), continuous processing at once, so a
+// new user sees every kind of account job within the first minute instead
+// of at the entries' next ticks; nil outside the demo.
+func (a *app) demoKickoff() (lifecycle.Service, error) {
 	if a.jobs.sandbox == nil || a.schedule.sched == nil {
-		return nil
+		return nil, nil
 	}
-	return lifecycle.Hooks{Name: "demo first fan-out", OnStart: func(ctx context.Context) error {
-		for _, v := range a.schedule.sched.Entries() {
-			if v.Class != demoFirstFanOut {
-				continue
-			}
-			id, err := a.schedule.sched.EnqueueNow(ctx, v.Name)
-			if err != nil {
-				a.log.Warn("demo: could not start the first fan-out", "part", "jobs", "entry", v.Name, "err", err)
-				return nil
-			}
-			a.log.Info("demo: first continuous-processing fan-out enqueued", "part", "jobs", "entry", v.Name, "job", id)
-			return nil
-		}
-		a.log.Warn("demo: the schedule has no entry of "+demoFirstFanOut+"; the fan-out waits for none", "part", "jobs")
-		return nil
-	}}
+	return jobs.NewKickoff(jobs.KickoffOptions{Scheduler: a.schedule.sched, Spread: demoKickoffSpread,
+		Logger: a.log.With("part", "jobs")})
 }
 
 // closeAI stops the demo's local AI stand-in.
