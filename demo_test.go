@@ -1,22 +1,29 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"conveyor/lanes"
 )
 
 // demoBound is the issue's promise: within a minute of start the demo has
-// every schedule entry active and feed captures and analyses done.
+// every schedule entry active and jobs flowing through every lane.
 const demoBound = time.Minute
 
 // TestDemoEndToEnd starts the real binary with --demo and checks, on the
-// API's state, that within a minute every schedule entry is active and
-// jobs of ProcessInstagramAccountContinuouslyJob, CaptureHomeFeedJob and
-// AnalyzePostJob are done; then drives the accounts CLI against it.
+// API's state, that within a minute every schedule entry is active, every
+// lane of the topology has finished at least one job (the AI capsules
+// through the post-analysis pipeline), and jobs of the continuous feed
+// capture, the analyses and every per-account class the fan-outs enqueue
+// at start are done; then drives the accounts CLI against it.
 func TestDemoEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
@@ -27,6 +34,10 @@ func TestDemoEndToEnd(t *testing.T) {
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(deadline(t), demoBound)
 	defer cancel()
+	// The event stream ends with the wait: an open stream would hold up the
+	// server's graceful shutdown at the end.
+	evctx, stopEvents := context.WithCancel(ctx)
+	changed := s.jobEvents(evctx)
 
 	var cron struct {
 		Entries []struct {
@@ -45,25 +56,44 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Each class with a done job; the pause between questions is not a
-	// guess at how long the work takes: the bound is the minute.
-	for _, class := range []string{"ProcessInstagramAccountContinuouslyJob", "CaptureHomeFeedJob", "AnalyzePostJob"} {
-		for {
+	// Every lane with a done job, and every class with one; the state is
+	// asked again at each jobs_changed event, until the minute is up.
+	classes := []string{"ProcessInstagramAccountContinuouslyJob", "CaptureHomeFeedJob", "AnalyzePostJob",
+		"StoryAutoReplyJob", "FeedAutoEngagementJob", "RecentProfilePostScanJob", "SyncFollowGraphJob", "SyncAvatarJob",
+		"RefreshProfilesJob"}
+	var missing []string
+	for {
+		missing = missing[:0]
+		lanes, err := s.lanesWithoutDone(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lanes {
+			missing = append(missing, "lane "+l)
+		}
+		for _, class := range classes {
 			var page struct {
 				Jobs []struct{ ID uint64 } `json:"jobs"`
 			}
 			code, err := s.api(ctx, http.MethodGet, "/api/v1/jobs?state=done&size=1&class="+class, nil, &page)
-			if err == nil && code == 200 && len(page.Jobs) > 0 {
-				t.Logf("%s done %v after start", class, time.Since(started).Round(time.Millisecond))
-				break
+			if err != nil || code != 200 {
+				t.Fatalf("jobs of %s: %d %v", class, code, err)
 			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("no %s done within %v (%d %v)\n%s", class, demoBound, code, err, s.stderr.String())
-			case <-time.After(100 * time.Millisecond):
+			if len(page.Jobs) == 0 {
+				missing = append(missing, class)
 			}
 		}
+		if len(missing) == 0 {
+			t.Logf("every lane and class has a done job %v after start", time.Since(started).Round(time.Millisecond))
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("within %v nothing done for: %s\n%s", demoBound, strings.Join(missing, ", "), s.stderr.String())
+		}
 	}
+	stopEvents()
 
 	// The accounts CLI against the demo: the sandbox's 25, then one more.
 	getenv := func(k string) string {
@@ -93,6 +123,64 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err, _ := s.terminate(); err != nil {
 		t.Errorf("SIGTERM: %v\n%s", err, s.stderr.String())
 	}
+}
+
+// jobEvents streams the server's live events and signals (coalesced) each
+// jobs_changed on the returned channel, until ctx ends.
+func (s *server) jobEvents(ctx context.Context) <-chan struct{} {
+	s.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/api/v1/events", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("events: %v %v", resp, err)
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if sc.Text() == "event: jobs_changed" {
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// lanesWithoutDone returns the lanes of the topology none of whose queues
+// has a done job.
+func (s *server) lanesWithoutDone(ctx context.Context) ([]string, error) {
+	var qs []struct {
+		Lane   string           `json:"lane"`
+		Counts map[string]int64 `json:"counts"`
+	}
+	if code, err := s.api(ctx, http.MethodGet, "/api/v1/queues", nil, &qs); err != nil || code != 200 {
+		return nil, fmt.Errorf("queues: %d %v", code, err)
+	}
+	done := map[string]int64{}
+	for _, q := range qs {
+		if q.Lane != "" {
+			done[q.Lane] += q.Counts["done"]
+		}
+	}
+	var out []string
+	for l, n := range done {
+		if n == 0 {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	if len(done) != len(lanes.DefaultTopology().Lanes) {
+		return nil, fmt.Errorf("the queues name %d lanes, the default topology has %d", len(done), len(lanes.DefaultTopology().Lanes))
+	}
+	return out, nil
 }
 
 // TestServeWithoutDemo: without --demo there are no accounts and the
