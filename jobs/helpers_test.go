@@ -171,3 +171,13 @@ func AccountOf(t testing.TB, j *queue.Job) int64 {
 func laneReq(class, queueName string, ctx map[string]string) lanes.JobRequest {
 	return lanes.JobRequest{Class: class, Queue: queueName, Context: ctx}
 }
+
+// ParseFrames is parseFrames for the tests of jobs_test: the images only.
+func ParseFrames(asked []int64, answer []byte) ([][]byte, error) {
+	frames, err := parseFrames(asked, answer)
+	out := make([][]byte, len(frames))
+	for i, f := range frames {
+		out[i] = f.image
+	}
+	return out, err
+}

@@ -300,37 +300,58 @@ func (c *Catalog) readMedia(ctx context.Context, job *queue.Job, p *data.Post, f
 // storeFrames writes the frames of a frame generation answer to the media
 // directory (frame n of post p at <account>/<post>-f<n>.jpg), records them
 // as the post's media, and returns the result to store: the frames without
-// their bytes. An answer that is not one frame per time asked, or whose
-// image is not base64, is a runtime failure.
+// their bytes. An answer parseFrames refuses is a runtime failure.
 func (c *Catalog) storeFrames(ctx context.Context, job *queue.Job, p *data.Post, asked []int64, out json.RawMessage) (json.RawMessage, error) {
-	bad := func(format string, a ...any) error {
-		return &CallError{Endpoint: c.ai.Endpoint(step(GeneratePostFrames).Path), Status: 200, Kind: fault.Runtime,
-			Message: fmt.Sprintf(format, a...)}
+	frames, err := parseFrames(asked, out)
+	if err != nil {
+		return nil, &CallError{Endpoint: c.ai.Endpoint(step(GeneratePostFrames).Path), Status: 200, Kind: fault.Runtime,
+			Message: err.Error()}
 	}
-	var ans FramesAnswer
-	if err := json.Unmarshal(out, &ans); err != nil {
-		return nil, bad("the answer is not frames: %v", err)
-	}
-	if len(ans.Frames) != len(asked) {
-		return nil, bad("%d frames for %d times asked", len(ans.Frames), len(asked))
-	}
-	res := FramesResult{Frames: make([]StoredFrame, 0, len(ans.Frames))}
-	for i, f := range ans.Frames {
-		b, err := base64.StdEncoding.DecodeString(f.Image)
-		if err != nil || len(b) == 0 {
-			return nil, bad("frame %d is not a base64 image", i+1)
+	res := FramesResult{Frames: make([]StoredFrame, 0, len(frames))}
+	for i, f := range frames {
+		n := i + 1
+		rel := path.Join(strconv.FormatInt(p.AccountID, 10), fmt.Sprintf("%d-f%d.jpg", p.ID, n))
+		if err := writeFile(filepath.Join(c.mediaDir, filepath.FromSlash(rel)), f.image); err != nil {
+			return nil, fmt.Errorf("store frame %d of post %d: %w", n, p.ID, err)
 		}
-		rel := path.Join(strconv.FormatInt(p.AccountID, 10), fmt.Sprintf("%d-f%d.jpg", p.ID, i+1))
-		if err := writeFile(filepath.Join(c.mediaDir, filepath.FromSlash(rel)), b); err != nil {
-			return nil, fmt.Errorf("store frame %d of post %d: %w", i+1, p.ID, err)
-		}
-		if err := c.db.AddPostMedia(ctx, &data.Media{PostID: p.ID, Frame: i + 1, Path: rel, Bytes: int64(len(b))}); err != nil {
+		if err := c.db.AddPostMedia(ctx, &data.Media{PostID: p.ID, Frame: n, Path: rel, Bytes: int64(len(f.image))}); err != nil {
 			return nil, err
 		}
-		res.Frames = append(res.Frames, StoredFrame{Frame: i + 1, AtMS: f.AtMS, Path: rel, Bytes: len(b)})
+		res.Frames = append(res.Frames, StoredFrame{Frame: n, AtMS: f.atMS, Path: rel, Bytes: len(f.image)})
 	}
 	c.log.Debug("frames stored", "job", job.ID, "post", p.ID, "frames", len(res.Frames))
 	return json.Marshal(res)
+}
+
+// frame is one decoded frame of a frame generation answer.
+type frame struct {
+	atMS  int64
+	image []byte
+}
+
+// parseFrames reads a frame generation answer (FramesAnswer) to the times
+// asked: one frame per time, each a non-empty image in standard base64.
+// The error says what is wrong with the answer.
+func parseFrames(asked []int64, out json.RawMessage) ([]frame, error) {
+	var ans FramesAnswer
+	if err := json.Unmarshal(out, &ans); err != nil {
+		return nil, fmt.Errorf("the answer is not frames: %v", err)
+	}
+	if len(ans.Frames) != len(asked) {
+		return nil, fmt.Errorf("%d frames for %d times asked", len(ans.Frames), len(asked))
+	}
+	frames := make([]frame, len(ans.Frames))
+	for i, f := range ans.Frames {
+		b, err := base64.StdEncoding.DecodeString(f.Image)
+		if err != nil || len(b) == 0 {
+			return nil, fmt.Errorf("frame %d is not a base64 image", i+1)
+		}
+		if len(b) > MaxStepMediaBytes {
+			return nil, fmt.Errorf("frame %d has %d bytes, more than %d", i+1, len(b), MaxStepMediaBytes)
+		}
+		frames[i] = frame{atMS: f.AtMS, image: b}
+	}
+	return frames, nil
 }
 
 // nextSteps are the steps step s's stored result leads to: OCR of an

@@ -549,3 +549,31 @@ func TestPipelineLanesGatedWhileAIDown(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseFrames: whatever a frame generation answers, the answer is
+// refused with an error or gives one non-empty image per time asked.
+func FuzzParseFrames(f *testing.F) {
+	for _, seed := range []string{
+		`{"frames":[{"at_ms":1000,"image":"U0JYSQA="},{"at_ms":5000,"image":"U0JYSQE="}]}`,
+		`{"frames":[{"at_ms":1000,"image":"U0JYSQA="}]}`,
+		`{"frames":[{"at_ms":1000,"image":""},{"at_ms":5000,"image":"***"}]}`,
+		`{"frames":"many"}`, `[]`, `null`, `{}`, `{"frames":[null,null]}`,
+	} {
+		f.Add([]byte(seed), 2)
+	}
+	f.Fuzz(func(t *testing.T, answer []byte, n int) {
+		asked := make([]int64, max(0, n%(jobs.MaxFrames+1)))
+		frames, err := jobs.ParseFrames(asked, answer)
+		if err != nil {
+			return
+		}
+		if len(frames) != len(asked) {
+			t.Fatalf("%d frames for %d asked", len(frames), len(asked))
+		}
+		for i, fr := range frames {
+			if len(fr) == 0 {
+				t.Fatalf("frame %d is empty", i)
+			}
+		}
+	})
+}

@@ -445,3 +445,21 @@ func TestAIStandInSteps(t *testing.T) {
 		t.Errorf("fault statuses %v", statuses)
 	}
 }
+
+// FuzzReadMedia: the stand-in reads any bytes sent to it as media without
+// panicking; what it reads as an image or video starts with the magic.
+func FuzzReadMedia(f *testing.F) {
+	s := New(Options{Seed: 1})
+	for _, seed := range [][]byte{s.image("a", true, 3), s.video("v"), []byte("SBXI"), []byte("SBXV\x00"), nil, []byte("GIF89a")} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := readMedia(b)
+		if err != nil {
+			return
+		}
+		if magic := string(b[:4]); (m.video && magic != videoMagic) || (!m.video && magic != imageMagic) || m.faces > 3 {
+			t.Fatalf("%q read as %+v", b, m)
+		}
+	})
+}
