@@ -197,7 +197,7 @@ func (c *Catalog) analyzePost(ctx context.Context, job *queue.Job, args AnalyzeA
 		start := time.Now()
 		out, err := c.ai.Analyze(ctx, AnalyzeRequest{AccountID: p.AccountID, PostID: p.PostID, Author: p.Author, Caption: p.Caption,
 			MediaURL: p.MediaURL}, job.Attempt)
-		if err := c.recordAI(ctx, job, p.AccountID, c.ai.Endpoint(AnalyzePath), start, err); err != nil {
+		if err := c.record(ctx, job, p.AccountID, c.ai.Endpoint(AnalyzePath), start, err); err != nil {
 			return err
 		}
 		if err := c.db.SetPostAnalysis(ctx, p.ID, out, c.now()); err != nil {

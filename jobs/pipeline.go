@@ -255,7 +255,7 @@ func (c *Catalog) askStep(ctx context.Context, job *queue.Job, s Step, p *data.P
 	if err == nil && s.Capability == CapFrames {
 		out, err = c.storeFrames(ctx, job, p, req.AtMS, out)
 	}
-	if err = c.recordAI(ctx, job, p.AccountID, c.ai.Endpoint(s.Path), start, err); err != nil {
+	if err = c.record(ctx, job, p.AccountID, c.ai.Endpoint(s.Path), start, err); err != nil {
 		return nil, err
 	}
 	res, _, err := c.db.SavePostAnalysis(ctx, &data.PostAnalysis{PostID: p.ID, Capability: s.Capability, Frame: frame,
@@ -398,18 +398,3 @@ func (c *Catalog) nextSteps(s Step, p *data.Post, res *data.PostAnalysis) ([]lan
 // configured.
 var errNoLocalAI = lanes.Discard(&CallError{Kind: fault.Runtime, Permanent: true, Endpoint: "local AI",
 	Message: "the local AI service is not configured: set LOCAL_AI_URL (see docs/local-ai.md)"})
-
-// recordAI records one call to the local AI service for job and returns
-// the job's outcome of err (a Retry-After answer snoozes it).
-func (c *Catalog) recordAI(ctx context.Context, job *queue.Job, accountID int64, endpoint string, start time.Time, err error) error {
-	rec := data.JobCall{JobID: job.ID, AccountID: accountID, Endpoint: endpoint, Status: 200, Latency: time.Since(start)}
-	err = c.outcome(ctx, job, err)
-	if err != nil {
-		rec.Status, rec.Error = statusOf(err), err.Error()
-		if isSnooze(err) {
-			rec.Error = callErrorText(err) + " " + snoozeMark
-		}
-	}
-	c.rec.calls(ctx, rec)
-	return err
-}

@@ -105,14 +105,20 @@ func (c *Catalog) call(ctx context.Context, job *queue.Job, accountID int64, arg
 	}
 	start := time.Now()
 	res, err := c.conn.Call(ctx, req)
-	rec := data.JobCall{JobID: job.ID, AccountID: accountID, Endpoint: endpoint + " " + job.Class,
-		Latency: time.Since(start), Status: 200}
 	if err == nil && out != nil {
 		if derr := json.Unmarshal(res, out); derr != nil {
 			err = &CallError{Endpoint: endpoint, Status: 200, Kind: fault.Runtime,
 				Message: fmt.Sprintf("the answer is not %s's result: %v", job.Class, derr)}
 		}
 	}
+	return c.record(ctx, job, accountID, endpoint+" "+job.Class, start, err)
+}
+
+// record records one outside call of job, made since start, and returns
+// the job's outcome of its error (outcome: a Retry-After answer snoozes
+// the job).
+func (c *Catalog) record(ctx context.Context, job *queue.Job, accountID int64, endpoint string, start time.Time, err error) error {
+	rec := data.JobCall{JobID: job.ID, AccountID: accountID, Endpoint: endpoint, Status: 200, Latency: time.Since(start)}
 	err = c.outcome(ctx, job, err)
 	if err != nil {
 		rec.Status, rec.Error = statusOf(err), err.Error()
