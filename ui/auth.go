@@ -172,7 +172,8 @@ func (s *Server) authenticate(r *http.Request) authOutcome {
 // guard lets the request through when the route needs no authentication or
 // an authenticator accepts the caller. Otherwise an API route answers 401
 // with WWW-Authenticate (403 for a forbidden cookie request), and a page
-// sends the browser to the login page.
+// sends the browser to the login page: at once, without reading the body
+// (refuse, body.go).
 func (s *Server) guard(rt Route, h httprouter.Handle) httprouter.Handle {
 	if !rt.Auth {
 		return h
@@ -187,20 +188,21 @@ func (s *Server) guard(rt Route, h httprouter.Handle) httprouter.Handle {
 			h(w, r, ps)
 			return
 		case authForbidden:
-			s.writeError(w, r, out.err)
+			s.refuse(w, r, out.err)
 			return
 		}
 		if rt.Page && safeMethod(r.Method) {
+			s.dropBody(w, r)
 			s.toLogin(w, r)
 			return
 		}
 		if out.result == authBad {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor", error="invalid_token"`)
-			s.writeError(w, r, out.err)
+			s.refuse(w, r, out.err)
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="conveyor"`)
-		s.writeError(w, r, &fieldError{kind: errUnauthenticated, Field: "Authorization", Msg: "authentication required: send Authorization: Bearer <token>, or log in at /admin/login"})
+		s.refuse(w, r, &fieldError{kind: errUnauthenticated, Field: "Authorization", Msg: "authentication required: send Authorization: Bearer <token>, or log in at /admin/login"})
 	}
 }
 

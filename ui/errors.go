@@ -18,6 +18,7 @@ var (
 	errTooMany         = errors.New("too many requests")       // 429
 	errNoRoute         = errors.New("not found")               // 404
 	errMethod          = errors.New("method not allowed")      // 405
+	errBodyTimeout     = errors.New("request body too slow")   // 408
 	errConflict        = errors.New("conflict")                // 409
 	errInvalid         = errors.New("invalid request")         // 422
 	errUnavailable     = errors.New("temporarily unavailable") // 503
@@ -107,6 +108,7 @@ var errorTable = []errorRow{
 	{http.StatusNotFound, is(errNoRoute, "", "not found")},
 	{http.StatusNotFound, is(queue.ErrNotFound, "id", "no job has this id")},
 	{http.StatusMethodNotAllowed, is(errMethod, "", "method not allowed")},
+	{http.StatusRequestTimeout, is(errBodyTimeout, "", "the body did not arrive in time")},
 	{http.StatusConflict, is(queue.ErrRunning, "id", "the job is running; wait for its attempt to end")},
 	{http.StatusConflict, is(errConflict, "", "conflict")},
 	{http.StatusConflict, is(queue.ErrWrongState, "id", "the job is not in a state that allows this")},

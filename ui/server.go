@@ -77,6 +77,11 @@ type Config struct {
 	// ReadyTimeout bounds the readiness checks of one request (default
 	// DefaultReadyTimeout).
 	ReadyTimeout time.Duration
+	// BodyReadTimeout bounds the time a client has to send a request's body
+	// once its header is in (default DefaultBodyReadTimeout); past it the
+	// request is answered 408 and its connection closed. It does not bound
+	// the event stream, which has no body to wait for.
+	BodyReadTimeout time.Duration
 	// Registerer and Gatherer are where the server registers its collector and
 	// what /metrics serves. Give both or neither; neither means a fresh
 	// prometheus.Registry with the Go and process collectors.
@@ -105,6 +110,7 @@ func (c Config) withDefaults() Config {
 	if c.Redact == nil {
 		c.Redact = DefaultRedact
 	}
+	c.BodyReadTimeout = cmp.Or(c.BodyReadTimeout, DefaultBodyReadTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -133,6 +139,8 @@ func (c Config) validate() error {
 		return bad("MaxBatchBytes", "must not be negative")
 	case c.ReadyTimeout < 0:
 		return bad("ReadyTimeout", "must not be negative")
+	case c.BodyReadTimeout < 0:
+		return bad("BodyReadTimeout", "must not be negative")
 	case (c.Registerer == nil) != (c.Gatherer == nil):
 		return bad("Registerer", "and Config.Gatherer go together: give both or neither")
 	case c.SessionKey != nil && len(c.SessionKey) < MinSessionKeyLen:
@@ -322,12 +330,15 @@ func (s *Server) mount(routes []Route) *httprouter.Router {
 	r.HandleMethodNotAllowed = true
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.guard(Route{Auth: true}, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-			s.writeError(w, req, &fieldError{kind: errNoRoute, Msg: "no such endpoint: " + req.URL.Path})
+			s.refuse(w, req, &fieldError{kind: errNoRoute, Msg: "no such endpoint: " + req.URL.Path})
 		})(w, req, nil)
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// httprouter lists OPTIONS, which HandleOPTIONS = false refuses.
+		allow := withoutOptions(w.Header().Get("Allow"))
+		w.Header().Set("Allow", allow)
 		s.guard(Route{Auth: true}, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-			s.writeError(w, req, &fieldError{kind: errMethod, Msg: req.Method + " is not allowed here; allowed: " + w.Header().Get("Allow")})
+			s.refuse(w, req, &fieldError{kind: errMethod, Msg: req.Method + " is not allowed here; allowed: " + allow})
 		})(w, req, nil)
 	})
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
@@ -400,14 +411,40 @@ func wildcardSibling(rt Route, routes []Route) (pattern, param, static string, o
 	return "", "", "", false
 }
 
+// withoutOptions drops OPTIONS from an Allow header value.
+func withoutOptions(allow string) string {
+	var out []string
+	for _, m := range strings.Split(allow, ",") {
+		if m = strings.TrimSpace(m); m != "" && m != http.MethodOptions {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // handle wraps a route's handler with its body limit (first: the CSRF
-// check may read a form) and authentication.
+// check of a session may read a form), authentication, and then its body,
+// read whole within the limit and Config.BodyReadTimeout (body.go). A route
+// open to everyone reads no body unless it is a page (the login form, which
+// is the authentication), under a shorter bound.
 func (s *Server) handle(rt Route) httprouter.Handle {
 	limit := rt.maxBody
 	if limit == 0 {
 		limit = smallBodyBytes
 	}
-	h := s.guard(rt, rt.handle)
+	h := s.guard(rt, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		switch {
+		case !hasBody(r):
+		case !rt.Auth && !rt.Page:
+			s.dropBody(w, r)
+		default:
+			if err := s.readBody(w, r, limit, !rt.Auth); err != nil {
+				s.refuse(w, r, err)
+				return
+			}
+		}
+		rt.handle(w, r, ps)
+	})
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -426,9 +463,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", apiCSP)
 	if !s.hosts[strings.ToLower(r.Host)] {
-		s.writeError(w, r, &fieldError{kind: errHost, Field: "Host", Msg: fmt.Sprintf("host %q is not served here", r.Host)})
+		s.refuse(w, r, &fieldError{kind: errHost, Field: "Host", Msg: fmt.Sprintf("host %q is not served here", r.Host)})
 		return
 	}
+	s.boundBody(w, r)
 	start := s.now()
 	sw := &statusWriter{ResponseWriter: w}
 	s.router.ServeHTTP(sw, r)

@@ -343,6 +343,7 @@ func TestErrorTable(t *testing.T) {
 		{&fieldError{kind: errNoRoute, Field: "name", Msg: "x"}, 404, "name"},
 		{wrapped(queue.ErrNotFound), 404, "id"},
 		{&fieldError{kind: errMethod, Msg: "x"}, 405, ""},
+		{&fieldError{kind: errBodyTimeout, Msg: "x"}, 408, ""},
 		{queue.ErrRunning, 409, "id"},
 		{fmt.Errorf("%w: job 3 is done", queue.ErrWrongState), 409, "id"},
 		{&http.MaxBytesError{Limit: 10}, 413, ""},
