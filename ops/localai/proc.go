@@ -60,14 +60,14 @@ func parseProcStat(data []byte) (procStat, error) {
 }
 
 // groupMembers lists the live processes of rec's process group that started
-// no earlier than the start command. When the start command's pid is alive
-// but with another start time, the pid (and so the group id) was reused:
-// nothing in that group is ours.
+// no earlier than the start command. When a process holds the start
+// command's pid with another start time, alive or a zombie, the pid (and so
+// the group id) was reused: nothing in that group is ours.
 func groupMembers(rec ownerRecord) []procStat {
 	if rec.PGID <= 0 {
 		return nil
 	}
-	if leader, err := readProcStat(rec.PGID); err == nil && leader.alive() && leader.startTicks != rec.StartTicks {
+	if leader, err := readProcStat(rec.PGID); err == nil && leader.startTicks != rec.StartTicks {
 		return nil
 	}
 	entries, err := os.ReadDir("/proc")

@@ -41,9 +41,11 @@ const (
 	proofOwner         // background mode: the Conveyor process that ran it is alive
 )
 
-// prove checks rec against /proc. Ownership holds when the start command's
-// process still runs with the recorded start time; or, when it has exited,
-// while processes of its process group remain (the kernel does not reuse a
+// prove checks rec against /proc. A process holding the recorded pid with
+// another start time, alive or a zombie, makes the record stale. Ownership
+// holds when the start command's process still runs with the recorded start
+// time; or, when it has exited (gone, or a zombie not reaped yet), while
+// processes of its process group remain (the kernel does not reuse a
 // pid as long as a group of that id exists); or, for a background start
 // whose services left the group, while the Conveyor process that ran it
 // runs. Otherwise the record is stale and why says so.
@@ -56,10 +58,12 @@ func (s *Supervisor) prove(rec ownerRecord) (p proof, why string) {
 	}
 	leader, err := readProcStat(rec.PID)
 	switch {
-	case err == nil && leader.alive() && leader.startTicks == rec.StartTicks:
-		return proofProcess, ""
-	case err == nil && leader.alive():
+	case err == nil && leader.startTicks != rec.StartTicks:
+		// Alive or a zombie, another process holds the pid: the record is
+		// stale, and so is the group id it names.
 		why = fmt.Sprintf("pid %d now belongs to another process (start time differs)", rec.PID)
+	case err == nil && leader.alive():
+		return proofProcess, ""
 	default:
 		if len(groupMembers(rec)) > 0 {
 			return proofGroup, ""
