@@ -182,6 +182,7 @@ type localAISection struct {
 	Start           string `yaml:"start"`            // START_LOCAL_AI: auto, true or false
 	UseMicroservice string `yaml:"use_microservice"` // USE_LOCAL_AI_MICROSERVICE: true or false
 	WatchInterval   string `yaml:"watch_interval"`   // LOCAL_AI_WATCH_INTERVAL, default 15s
+	PassEnv         string `yaml:"pass_env"`         // LOCAL_AI_PASS_ENV: variable names for the start and stop commands
 }
 
 // byEnv maps each environment variable to the section's value for it and
@@ -197,6 +198,7 @@ func (s localAISection) byEnv() map[string][2]string {
 		localai.EnvStart:           {s.Start, "start"},
 		localai.EnvUseMicroservice: {s.UseMicroservice, "use_microservice"},
 		envLocalAIWatchInterval:    {s.WatchInterval, "watch_interval"},
+		localai.EnvPassEnv:         {s.PassEnv, "pass_env"},
 	}
 }
 

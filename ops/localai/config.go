@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // The environment variables that configure local AI (the seed's names).
@@ -20,7 +21,18 @@ const (
 	EnvStartTimeout    = "LOCAL_AI_START_TIMEOUT"
 	EnvStart           = "START_LOCAL_AI"
 	EnvUseMicroservice = "USE_LOCAL_AI_MICROSERVICE"
+	// EnvPassEnv names the variables of Conveyor's environment the start
+	// and stop commands get besides BaseEnv (comma- or space-separated).
+	EnvPassEnv = "LOCAL_AI_PASS_ENV"
 )
+
+// BaseEnv are the variables of Conveyor's environment that the start and
+// stop commands always get (when set): what a shell script needs to find
+// programs and read and write text, none of which carries a credential.
+// Everything else — CONVEYOR_TOKEN, cloud credentials — is left out unless
+// Config.PassEnv names it. The commands also get LOCAL_AI_URL,
+// LOCAL_AI_HEALTH_PATH and OLLAMA_URL as Conveyor resolved them.
+var BaseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"}
 
 // Defaults for Config's zero fields.
 const (
@@ -105,6 +117,10 @@ type Config struct {
 	Start StartMode `yaml:"start,omitempty" json:"start,omitempty"`
 	// UseMicroservice is USE_LOCAL_AI_MICROSERVICE; nil means true.
 	UseMicroservice *bool `yaml:"use_microservice,omitempty" json:"use_microservice,omitempty"`
+	// PassEnv names the variables of Conveyor's environment passed to the
+	// start and stop commands besides BaseEnv (LOCAL_AI_PASS_ENV, e.g.
+	// "CUDA_VISIBLE_DEVICES HF_HOME"). The commands get no other variable.
+	PassEnv []string `yaml:"pass_env,omitempty" json:"pass_env,omitempty"`
 }
 
 // SettingError reports a bad local AI setting, named by its environment
@@ -171,8 +187,31 @@ func (c Config) WithEnv(getenv func(string) string) (Config, error) {
 		}
 		c.UseMicroservice = &b
 	}
+	if v, ok := get(EnvPassEnv); ok {
+		c.PassEnv = ParseEnvNames(v)
+	}
 	c = c.WithDefaults()
 	return c, c.Validate()
+}
+
+// ParseEnvNames splits a list of variable names separated by commas or
+// white space (LOCAL_AI_PASS_ENV).
+func ParseEnvNames(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+}
+
+// validEnvName reports whether name is a portable environment variable
+// name: a letter or underscore, then letters, digits and underscores.
+func validEnvName(name string) bool {
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return name != ""
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -206,6 +245,12 @@ func (c Config) Validate() error {
 	case StartAuto, StartAlways, StartNever:
 	default:
 		return &SettingError{Name: EnvStart, Value: string(c.Start), Reason: "want auto, true or false"}
+	}
+	for _, name := range c.PassEnv {
+		if !validEnvName(name) {
+			return &SettingError{Name: EnvPassEnv, Value: strings.Join(c.PassEnv, ","),
+				Reason: fmt.Sprintf("%q is not a variable name (letters, digits and _, not starting with a digit)", name)}
+		}
 	}
 	if c.Start == StartAlways && c.Required() && strings.TrimSpace(c.StartCommand) == "" {
 		return &SettingError{Name: EnvStartCommand, Value: c.StartCommand, Reason: "required when START_LOCAL_AI=true"}

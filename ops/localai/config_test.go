@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,6 +50,7 @@ func TestLocalAIConfigFromEnvAllSet(t *testing.T) {
 		EnvStartTimeout:    "90",
 		EnvStart:           "TRUE",
 		EnvUseMicroservice: "yes",
+		EnvPassEnv:         "HF_HOME CUDA_VISIBLE_DEVICES",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -56,11 +58,11 @@ func TestLocalAIConfigFromEnvAllSet(t *testing.T) {
 	want := Config{
 		URL: "http://127.0.0.1:8000/ai/", HealthPath: "/healthz", OllamaURL: "http://10.0.0.2:11434",
 		StartCommand: "bin/local_ai_services start", StopCommand: "bin/local_ai_services stop",
-		StartTimeout: 90 * time.Second, Start: StartAlways,
+		StartTimeout: 90 * time.Second, Start: StartAlways, PassEnv: []string{"HF_HOME", "CUDA_VISIBLE_DEVICES"},
 	}
 	got := cfg
 	got.UseMicroservice = nil
-	if got != want || !cfg.Microservice() {
+	if !reflect.DeepEqual(got, want) || !cfg.Microservice() {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
 	if cfg.HealthURL() != "http://127.0.0.1:8000/ai/healthz" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,7 @@ func (s *Supervisor) launch(ctx context.Context) error {
 	}
 	began := time.Now()
 	cmd := exec.Command("/bin/sh", "-c", s.cfg.StartCommand)
+	cmd.Env = s.commandEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
@@ -111,6 +113,32 @@ func (s *Supervisor) launch(ctx context.Context) error {
 	}
 	s.logger.Info("local AI started", "pid", pid, "mode", rec.Mode, "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// commandEnv is the start and stop commands' environment: BaseEnv and
+// Config.PassEnv from Conveyor's environment, and the local AI settings as
+// resolved; never the rest of Conveyor's environment, which holds its API
+// token and perhaps cloud credentials.
+func (s *Supervisor) commandEnv() []string {
+	var env []string
+	seen := map[string]bool{}
+	add := func(name, v string) {
+		if !seen[name] {
+			seen[name] = true
+			env = append(env, name+"="+v)
+		}
+	}
+	for _, kv := range [][2]string{{EnvURL, s.cfg.URL}, {EnvHealthPath, s.cfg.HealthPath}, {EnvOllamaURL, s.cfg.OllamaURL}} {
+		if kv[1] != "" {
+			add(kv[0], kv[1])
+		}
+	}
+	for _, name := range slices.Concat(BaseEnv, s.cfg.PassEnv) {
+		if v, ok := os.LookupEnv(name); ok {
+			add(name, v)
+		}
+	}
+	return env
 }
 
 // waitHealthy polls health until it passes, LOCAL_AI_START_TIMEOUT passes,
@@ -349,6 +377,7 @@ func (s *Supervisor) runStopCommand(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command("/bin/sh", "-c", s.cfg.StopCommand)
+	cmd.Env = s.commandEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
