@@ -97,8 +97,11 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 			built.close(context.WithoutCancel(ctx))
 		}
 	}(a)
-	if err := os.MkdirAll(st.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	if was, err := privateDir(st.DataDir); err != nil {
+		return nil, err
+	} else if was != 0 {
+		log.Warn("made the data directory private: it holds the failure table (job args, messages, backtraces) and the token",
+			"dir", st.DataDir, "was", was.String(), "now", (was &^ 0o077).String())
 	}
 	if a.token, err = loadToken(st.DataDir, getenv("CONVEYOR_TOKEN"), tokenOut); err != nil {
 		return nil, err
@@ -300,8 +303,30 @@ func (a *app) close(ctx context.Context) error {
 	return a.opened.Stop(ctx)
 }
 
+// privateDir creates dir (mode 0700) or, when it exists with permissions for
+// its group or others, takes them away and returns the mode it had.
+func privateDir(dir string) (was fs.FileMode, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, fmt.Errorf("data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return 0, fmt.Errorf("data directory: %w", err)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return 0, nil
+	}
+	if err := os.Chmod(dir, perm&^0o077); err != nil {
+		return 0, fmt.Errorf("data directory %s is open to other users (mode %v) and cannot be made private: %w", dir, perm, err)
+	}
+	return perm, nil
+}
+
 // loadToken returns the API token: CONVEYOR_TOKEN when set, else the one in the
-// data directory, generated (mode 0600) and printed once on first start.
+// data directory, generated (mode 0600) and printed once on first start. A
+// token file its group or others can read (or write) is refused: the token
+// may have been read, so the operator decides (a new token, or chmod).
 func loadToken(dataDir, fromEnv string, out io.Writer) (string, error) {
 	if fromEnv != "" {
 		if len(fromEnv) < ui.MinTokenLen {
@@ -313,6 +338,12 @@ func loadToken(dataDir, fromEnv string, out io.Writer) (string, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if fi, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("token: %w", err)
+		} else if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return "", fmt.Errorf("token file %s is open to other users (mode %v), so the token may have been read: "+
+				"delete the file to get a new token, or run chmod 600 %s to keep this one", path, perm, path)
+		}
 		tok := strings.TrimSpace(string(b))
 		if len(tok) < ui.MinTokenLen {
 			return "", fmt.Errorf("token file %s is damaged (shorter than %d characters): delete it to get a new token", path, ui.MinTokenLen)

@@ -62,7 +62,9 @@ type DB struct {
 	countCap     int
 }
 
-// Open opens (creating it and its directory if needed) the database at path, applies the embedded
+// Open opens (creating it and its directory if needed, mode 0600 and 0700;
+// an existing database and its -wal and -shm lose any group and other
+// permission) the database at path, applies the embedded
 // migrations in order and returns the store. It refuses a database whose
 // schema is newer than this binary (*SchemaError wrapping ErrSchemaTooNew).
 //
@@ -91,8 +93,11 @@ func open(ctx context.Context, path string, opts Options, migrations migrationSo
 	if err != nil {
 		return nil, fmt.Errorf("data: resolve %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("data: open %s: %w", abs, err)
+	}
+	if err := makePrivate(abs); err != nil {
+		return nil, err
 	}
 	db := &DB{
 		path:         abs,

@@ -27,7 +27,7 @@ func PutReplicaFile(ctx context.Context, replicaURL, name string, r io.Reader) e
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data: put replica file %s: %w", name, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
