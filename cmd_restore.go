@@ -74,20 +74,37 @@ func (e *restoreTargetError) Unwrap() error { return os.ErrExist }
 
 // restore rebuilds dir from replica, writing progress to out. The queue
 // snapshot is fetched and checked first, the database restored next, and
-// the queue moved into place last, so that a failed restore leaves nothing
-// behind.
-func restore(ctx context.Context, dir, replica string, out io.Writer) error {
+// the queue moved into place last. A failed restore leaves nothing behind:
+// the files it wrote are removed, and so are the directories it created.
+func restore(ctx context.Context, dir, replica string, out io.Writer) (err error) {
 	start := time.Now()
 	dbPath := filepath.Join(dir, dbFile)
 	qPath := filepath.Join(dir, queueFile)
-	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm", filepath.Join(dir, "."+dbFile+"-litestream"), qPath} {
+	if err := data.CheckReplicaURL(replica); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	// Every path restore may write; none may exist yet.
+	ours := []string{dbPath, dbPath + "-wal", dbPath + "-shm", filepath.Join(dir, "."+dbFile+"-litestream"), qPath}
+	for _, p := range ours {
 		if _, err := os.Lstat(p); err == nil {
 			return &restoreTargetError{dir: dir, path: p}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("restore: %w", err)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	created, err := mkdirAllCreated(dir)
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, p := range ours {
+			os.RemoveAll(p)
+		}
+		for i := len(created) - 1; i >= 0; i-- {
+			os.Remove(created[i]) // only when empty: what others put there stays
+		}
+	}()
+	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	fmt.Fprintf(out, "restoring %s from %s\n", dir, data.RedactReplicaURL(replica))
@@ -135,6 +152,35 @@ func restore(ctx context.Context, dir, replica string, out io.Writer) error {
 	fmt.Fprintf(out, "restore finished in %s: start conveyor serve --data %s with the same replica to go on replicating into it\n",
 		time.Since(start).Round(time.Millisecond), dir)
 	return nil
+}
+
+// mkdirAllCreated is os.MkdirAll(dir, 0o700) that returns the directories
+// it created, outermost first (also when it fails part way).
+func mkdirAllCreated(dir string) ([]string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for p := abs; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o700); err != nil {
+			return created, err
+		}
+		created = append(created, missing[i])
+	}
+	return created, nil
 }
 
 // fetchQueueSnapshot copies the queue snapshot beside the replica to path

@@ -350,6 +350,12 @@ func TestRestoreRefusesAndExplains(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.data, dbFile)); !os.IsNotExist(err) {
 		t.Errorf("a failed restore left a database: %v", err)
 	}
+	if _, err := os.Stat(r.data); !os.IsNotExist(err) {
+		t.Errorf("a failed restore left its data directory: %v", err)
+	}
+	if err := os.MkdirAll(r.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(r.data, queueFile), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}

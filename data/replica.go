@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -200,17 +201,69 @@ func replicaClient(replicaURL string, logger *slog.Logger) (litestream.ReplicaCl
 	return client, nil
 }
 
-// checkReplicaURL parses a replica URL and returns its scheme. A file URL
-// must be file:///abs/dir: litestream would read file://dir/x as /dir/x.
+// CheckReplicaURL reports whether Replicate and Restore understand every
+// part of replicaURL, without touching the replica. A part litestream would
+// ignore or misread is refused, naming it, rather than letting it name
+// another replica: a fragment (litestream reads file:///r#f as the
+// directory "/r#f"), a query or a user on a file URL, a query key the s3
+// backend does not know.
+func CheckReplicaURL(replicaURL string) error {
+	_, err := checkReplicaURL(replicaURL)
+	return err
+}
+
+// s3QueryKeys are the query keys litestream's s3 backend reads.
+var s3QueryKeys = []string{
+	"endpoint", "region", "forcePathStyle", "force-path-style", "skipVerify", "skip-verify",
+	"signPayload", "sign-payload", "signAcceptEncoding", "sign-accept-encoding",
+	"requireContentMD5", "require-content-md5", "putObjectContentMD5", "put-object-content-md5",
+	"concurrency", "partSize", "part-size", "storageClass", "storage-class",
+	"sseCustomerAlgorithm", "sse-customer-algorithm", "sseCustomerKey", "sse-customer-key",
+	"sseCustomerKeyMD5", "sse-customer-key-md5", "sseKmsKeyId", "sse-kms-key-id",
+}
+
+// checkReplicaURL parses a replica URL and returns its scheme (see
+// CheckReplicaURL). A file URL must be file:///abs/dir: litestream would
+// read file://dir/x as /dir/x.
 func checkReplicaURL(replicaURL string) (string, error) {
+	bad := func(reason string) (string, error) {
+		return "", &FieldError{Field: "replica URL", Reason: reason}
+	}
 	scheme, _, p, err := litestream.ParseReplicaURL(replicaURL)
 	if err != nil {
-		return "", &FieldError{Field: "replica URL", Reason: err.Error()}
+		return bad(err.Error())
 	}
-	if scheme == "file" {
+	rest, fragment, hasFragment := strings.Cut(replicaURL, "#")
+	_, rawQuery, hasQuery := strings.Cut(rest, "?")
+	var parts []string // not understood
+	if scheme == "file" && hasQuery {
+		parts = append(parts, fmt.Sprintf("a query (?%s)", rawQuery))
+	}
+	if hasFragment {
+		parts = append(parts, fmt.Sprintf("a fragment (#%s)", fragment))
+	}
+	if len(parts) > 0 {
+		return bad(fmt.Sprintf("%s is not understood: a %s replica URL takes none (a directory whose name holds ? or # cannot be a replica)",
+			strings.Join(parts, " and "), scheme))
+	}
+	switch scheme {
+	case "file":
 		u, err := url.Parse(replicaURL)
-		if err != nil || (u.Host != "" && u.Host != "localhost") || p == "" || !filepath.IsAbs(filepath.FromSlash(p)) {
-			return "", &FieldError{Field: "replica URL", Reason: "a file replica needs an absolute path: file:///abs/dir"}
+		switch {
+		case err != nil || (u.Host != "" && u.Host != "localhost") || p == "" || !filepath.IsAbs(filepath.FromSlash(p)):
+			return bad("a file replica needs an absolute path: file:///abs/dir")
+		case u.User != nil:
+			return bad("a file replica URL takes no user (file:///abs/dir)")
+		}
+	case "s3":
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return bad("the query does not parse: " + err.Error())
+		}
+		for k := range q {
+			if !slices.Contains(s3QueryKeys, k) {
+				return bad(fmt.Sprintf("unknown s3 query key %q (known: %s)", k, strings.Join(s3QueryKeys, ", ")))
+			}
 		}
 	}
 	return scheme, nil
