@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -40,6 +42,13 @@ type benchConfig struct {
 	Phases      []string
 	JSON        bool
 	Dir         string
+	// HTTPInProcess runs the HTTP load generator inside the bench process
+	// instead of a process of its own.
+	HTTPInProcess bool
+	// LoadAddr, when set, makes this process the HTTP load generator only
+	// (the bench starts one so): it enqueues HTTPN jobs at LoadAddr from
+	// HTTPClients connections and prints a loadResult.
+	LoadAddr string
 }
 
 // benchResult is what bench prints; the JSON keys are stable.
@@ -76,6 +85,8 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	phases := fs.String("phases", "throughput,latency,http", "phases to run: throughput, latency, http, backlog")
 	fs.BoolVar(&bc.JSON, "json", false, "print one JSON object instead of lines")
 	fs.StringVar(&bc.Dir, "dir", "", "parent of the temporary data directory (default: the system's)")
+	fs.BoolVar(&bc.HTTPInProcess, "http-in-process", false, "run the HTTP phase's load generator in this process (default: a process of its own)")
+	fs.StringVar(&bc.LoadAddr, "load-addr", "", "internal: act only as the HTTP phase's load generator against this address (token in CONVEYOR_TOKEN)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor bench [flags]\n\nMeasures this machine on a temporary data directory, fsync on: durable batch\nenqueue and end-to-end processing of no-op jobs with the default lanes,\nenqueue-to-start latency at a fixed rate, concurrent single enqueues over HTTP,\nand (phase backlog) the cost of processing with a large backlog waiting.\nProgress goes to stderr, results to stdout.\n\nflags:")
@@ -92,6 +103,9 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if bc.N <= 0 || bc.Batch <= 0 || bc.Producers <= 0 || bc.Rate <= 0 || bc.Seconds <= 0 || bc.HTTPClients <= 0 || bc.HTTPN <= 0 || bc.Backlog < 0 {
 		return &usageError{"bench: every count, rate and length must be positive"}
+	}
+	if bc.LoadAddr != "" {
+		return runLoad(ctx, bc, getenv("CONVEYOR_TOKEN"), stdout)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -129,7 +143,11 @@ func printBench(w io.Writer, bc benchConfig, r benchResult) error {
 		fmt.Fprintf(w, "scheduled jobs: p99 %.2f ms after their run_at\n", r.ScheduledP99Ms)
 	}
 	if has("http") {
-		fmt.Fprintf(w, "http enqueue: %.0f jobs/s (%d clients, one job per request)\n", r.HTTPEnqueuePerS, bc.HTTPClients)
+		where := "load generator in a process of its own"
+		if bc.HTTPInProcess {
+			where = "load generator in this process"
+		}
+		fmt.Fprintf(w, "http enqueue: %.0f jobs/s (%d clients, one job per request, %s)\n", r.HTTPEnqueuePerS, bc.HTTPClients, where)
 	}
 	if has("backlog") {
 		fmt.Fprintf(w, "backlog: %.0f jobs/s with %d waiting vs %.0f jobs/s with 1000 waiting: cost ratio %.2f; peak rss %.1f MB\n",
@@ -289,7 +307,7 @@ func runBench(ctx context.Context, bc benchConfig, stderr io.Writer) (benchResul
 			return res, err
 		}
 		progress("enqueueing %d jobs over HTTP from %d clients", bc.HTTPN, bc.HTTPClients)
-		perS, err := httpBench(ctx, r, bc.HTTPN, bc.HTTPClients, stderr)
+		perS, err := httpBench(ctx, r, bc, stderr)
 		r.close()
 		if err != nil {
 			return res, err
@@ -412,9 +430,12 @@ func offerBench(ctx context.Context, s *queue.Store, n, rate int, ahead time.Dur
 	return nil
 }
 
-// httpBench runs the API on loopback with the lanes held, and enqueues n jobs
-// from the clients, one job per request.
-func httpBench(ctx context.Context, r *benchRig, n, clients int, progressOut io.Writer) (float64, error) {
+// httpBench runs the API on loopback with the lanes held, and has a load
+// generator enqueue bc.HTTPN jobs from bc.HTTPClients connections, one job
+// per request: by default a process of its own (this binary again, with
+// --load-addr), so that the figure is the server's alone and not shared
+// with a client in the same runtime (scheduler, garbage collector).
+func httpBench(ctx context.Context, r *benchRig, bc benchConfig, progressOut io.Writer) (float64, error) {
 	for _, l := range r.topo.Lanes {
 		r.pool.SetGate(l.Name, false, "bench: enqueue only")
 	}
@@ -432,40 +453,104 @@ func httpBench(ctx context.Context, r *benchRig, n, clients int, progressOut io.
 	hs := &http.Server{Handler: srv}
 	go hs.Serve(ln)
 	defer hs.Close()
-	// The load comes from raw keep-alive HTTP/1.1 connections, one goroutine
-	// each, not from net/http's client (two goroutines and a transport per
-	// connection): the figure is the server's, so the client stays lean.
-	body := `{"class":"NoopJob","args":{"pad":"` + benchPad + `"}}`
-	req := []byte("POST /api/v1/jobs HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\nAuthorization: Bearer " + token +
-		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-	var next atomic.Int64
-	errs := make(chan error, clients)
-	start := time.Now()
-	for range clients {
-		go func() {
-			errs <- rawClient(ctx, ln.Addr().String(), req, &next, int64(n))
-		}()
-	}
-	var errAll error
-	for range clients {
-		errAll = errors.Join(errAll, <-errs)
+	var res loadResult
+	if bc.HTTPInProcess {
+		res, err = loadHTTP(ctx, ln.Addr().String(), token, bc.HTTPN, bc.HTTPClients)
+	} else {
+		res, err = loadProcess(ctx, ln.Addr().String(), token, bc)
 	}
 	if ws := r.store.WriterStats(); ws.Commits > 0 {
 		fmt.Fprintf(progressOut, "bench: http: %.1f jobs per commit, %v per commit\n",
 			float64(ws.Enqueued)/float64(ws.Commits), ws.CommitTime/time.Duration(ws.Commits))
 	}
-	return float64(n) / time.Since(start).Seconds(), errAll
+	if err != nil {
+		return 0, err
+	}
+	return float64(res.Jobs) / res.Seconds, nil
+}
+
+// loadResult is what a load generator reports: jobs enqueued and the
+// seconds from the first request to the last answer.
+type loadResult struct {
+	Jobs    int64   `json:"jobs"`
+	Seconds float64 `json:"seconds"`
+}
+
+// loadProcess runs the load generator as a process of its own and reads
+// its loadResult.
+func loadProcess(ctx context.Context, addr, token string, bc benchConfig) (loadResult, error) {
+	var res loadResult
+	self, err := os.Executable()
+	if err != nil {
+		return res, err
+	}
+	cmd := exec.CommandContext(ctx, self, "bench", "--load-addr", addr,
+		"--http-n", strconv.Itoa(bc.HTTPN), "--http-clients", strconv.Itoa(bc.HTTPClients))
+	cmd.Env = append(os.Environ(), "CONVEYOR_TOKEN="+token)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return res, fmt.Errorf("http load generator: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.Seconds <= 0 {
+		return res, fmt.Errorf("http load generator: unexpected output %q (%v)", out, err)
+	}
+	return res, nil
+}
+
+// runLoad is `bench --load-addr`: the load generator alone.
+func runLoad(ctx context.Context, bc benchConfig, token string, stdout io.Writer) error {
+	if token == "" {
+		return &usageError{"--load-addr needs the token in CONVEYOR_TOKEN"}
+	}
+	res, err := loadHTTP(ctx, bc.LoadAddr, token, bc.HTTPN, bc.HTTPClients)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+// loadHTTP enqueues n jobs at addr from clients raw keep-alive HTTP/1.1
+// connections, one goroutine each, not net/http's client (two goroutines
+// and a transport per connection): the figure is the server's, so the
+// client stays lean. The clock starts once every connection is open.
+func loadHTTP(ctx context.Context, addr, token string, n, clients int) (loadResult, error) {
+	body := `{"class":"NoopJob","args":{"pad":"` + benchPad + `"}}`
+	req := []byte("POST /api/v1/jobs HTTP/1.1\r\nHost: " + addr + "\r\nAuthorization: Bearer " + token +
+		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	conns := make([]net.Conn, clients)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	var d net.Dialer
+	for i := range conns {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return loadResult{}, err
+		}
+		conns[i] = c
+	}
+	var next atomic.Int64
+	errs := make(chan error, clients)
+	start := time.Now()
+	for _, c := range conns {
+		go func() { errs <- rawClient(c, req, &next, int64(n)) }()
+	}
+	var errAll error
+	for range clients {
+		errAll = errors.Join(errAll, <-errs)
+	}
+	return loadResult{Jobs: int64(n), Seconds: time.Since(start).Seconds()}, errAll
 }
 
 // rawClient sends req over one keep-alive connection until n requests were
 // taken from next, checking that each answer is 201 Created.
-func rawClient(ctx context.Context, addr string, req []byte, next *atomic.Int64, n int64) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+func rawClient(conn net.Conn, req []byte, next *atomic.Int64, n int64) error {
 	br := bufio.NewReader(conn)
 	for next.Add(1) <= n {
 		if _, err := conn.Write(req); err != nil {
