@@ -15,12 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"conveyor/internal/procstat"
@@ -53,13 +55,19 @@ type benchConfig struct {
 
 // benchResult is what bench prints; the JSON keys are stable.
 type benchResult struct {
-	EnqueuePerS      float64 `json:"enqueue_per_s"`
-	ProcessedPerS    float64 `json:"processed_per_s"`
-	LatencyP50Ms     float64 `json:"latency_p50_ms"`
-	LatencyP99Ms     float64 `json:"latency_p99_ms"`
-	LatencyMaxMs     float64 `json:"latency_max_ms"`
-	ScheduledP99Ms   float64 `json:"scheduled_p99_ms"`
-	HTTPEnqueuePerS  float64 `json:"http_enqueue_per_s"`
+	EnqueuePerS     float64 `json:"enqueue_per_s"`
+	ProcessedPerS   float64 `json:"processed_per_s"`
+	LatencyP50Ms    float64 `json:"latency_p50_ms"`
+	LatencyP99Ms    float64 `json:"latency_p99_ms"`
+	LatencyMaxMs    float64 `json:"latency_max_ms"`
+	ScheduledP99Ms  float64 `json:"scheduled_p99_ms"`
+	HTTPEnqueuePerS float64 `json:"http_enqueue_per_s"`
+	// HTTPServerCPUus and HTTPLoadCPUus are the CPU time (user and
+	// system) per job of the server's process during the HTTP phase and of
+	// the load generator's process: with both on one machine, its cores
+	// divided by their sum bounds the rate.
+	HTTPServerCPUus  float64 `json:"http_server_cpu_us_per_job,omitempty"`
+	HTTPLoadCPUus    float64 `json:"http_load_cpu_us_per_job,omitempty"`
 	PeakRSSMB        float64 `json:"peak_rss_mb"`
 	DiskBytesPerJob  float64 `json:"disk_bytes_per_job"`
 	BacklogPerS      float64 `json:"backlog_processed_per_s,omitempty"`
@@ -104,9 +112,6 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	if bc.N <= 0 || bc.Batch <= 0 || bc.Producers <= 0 || bc.Rate <= 0 || bc.Seconds <= 0 || bc.HTTPClients <= 0 || bc.HTTPN <= 0 || bc.Backlog < 0 {
 		return &usageError{"bench: every count, rate and length must be positive"}
 	}
-	if bc.LoadAddr != "" {
-		return runLoad(ctx, bc, getenv("CONVEYOR_TOKEN"), stdout)
-	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -117,6 +122,9 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if bc.LoadAddr != "" {
+		return runLoad(ctx, bc, getenv("CONVEYOR_TOKEN"), stdout)
 	}
 	res, err := runBench(ctx, bc, stderr)
 	if err != nil {
@@ -148,6 +156,10 @@ func printBench(w io.Writer, bc benchConfig, r benchResult) error {
 			where = "load generator in this process"
 		}
 		fmt.Fprintf(w, "http enqueue: %.0f jobs/s (%d clients, one job per request, %s)\n", r.HTTPEnqueuePerS, bc.HTTPClients, where)
+		if r.HTTPLoadCPUus > 0 {
+			fmt.Fprintf(w, "http enqueue CPU per job: server %.1f µs, load generator %.1f µs (%d cores: at most %.0f jobs/s with both on this machine)\n",
+				r.HTTPServerCPUus, r.HTTPLoadCPUus, runtime.NumCPU(), float64(runtime.NumCPU())*1e6/(r.HTTPServerCPUus+r.HTTPLoadCPUus))
+		}
 	}
 	if has("backlog") {
 		fmt.Fprintf(w, "backlog: %.0f jobs/s with %d waiting vs %.0f jobs/s with 1000 waiting: cost ratio %.2f; peak rss %.1f MB\n",
@@ -307,12 +319,16 @@ func runBench(ctx context.Context, bc benchConfig, stderr io.Writer) (benchResul
 			return res, err
 		}
 		progress("enqueueing %d jobs over HTTP from %d clients", bc.HTTPN, bc.HTTPClients)
-		perS, err := httpBench(ctx, r, bc, stderr)
+		hr, err := httpBench(ctx, r, bc, stderr)
 		r.close()
 		if err != nil {
 			return res, err
 		}
-		res.HTTPEnqueuePerS = perS
+		res.HTTPEnqueuePerS = float64(hr.Jobs) / hr.Seconds
+		if hr.CPU > 0 {
+			res.HTTPServerCPUus = hr.serverCPU.Seconds() * 1e6 / float64(hr.Jobs)
+			res.HTTPLoadCPUus = hr.CPU * 1e6 / float64(hr.Jobs)
+		}
 	}
 
 	if has("backlog") {
@@ -435,45 +451,57 @@ func offerBench(ctx context.Context, s *queue.Store, n, rate int, ahead time.Dur
 // per request: by default a process of its own (this binary again, with
 // --load-addr), so that the figure is the server's alone and not shared
 // with a client in the same runtime (scheduler, garbage collector).
-func httpBench(ctx context.Context, r *benchRig, bc benchConfig, progressOut io.Writer) (float64, error) {
+func httpBench(ctx context.Context, r *benchRig, bc benchConfig, progressOut io.Writer) (loadResult, error) {
 	for _, l := range r.topo.Lanes {
 		r.pool.SetGate(l.Name, false, "bench: enqueue only")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		return loadResult{}, err
 	}
 	const token = "bench-token-0123456789abcdef"
 	srv, err := ui.New(ui.Config{Store: r.store, Registry: r.reg, Topology: r.topo, Token: token,
 		AllowedHosts: ui.HostsFor(ln.Addr().String())})
 	if err != nil {
 		ln.Close()
-		return 0, err
+		return loadResult{}, err
 	}
 	hs := &http.Server{Handler: srv}
 	go hs.Serve(ln)
 	defer hs.Close()
 	var res loadResult
+	cpu0 := processCPU()
 	if bc.HTTPInProcess {
 		res, err = loadHTTP(ctx, ln.Addr().String(), token, bc.HTTPN, bc.HTTPClients)
 	} else {
 		res, err = loadProcess(ctx, ln.Addr().String(), token, bc)
+		res.serverCPU = processCPU() - cpu0
 	}
 	if ws := r.store.WriterStats(); ws.Commits > 0 {
 		fmt.Fprintf(progressOut, "bench: http: %.1f jobs per commit, %v per commit\n",
 			float64(ws.Enqueued)/float64(ws.Commits), ws.CommitTime/time.Duration(ws.Commits))
 	}
-	if err != nil {
-		return 0, err
-	}
-	return float64(res.Jobs) / res.Seconds, nil
+	return res, err
 }
 
 // loadResult is what a load generator reports: jobs enqueued and the
-// seconds from the first request to the last answer.
+// seconds from the first request to the last answer; CPU is the CPU time
+// (user and system) its process used, when it ran in one of its own.
 type loadResult struct {
 	Jobs    int64   `json:"jobs"`
 	Seconds float64 `json:"seconds"`
+	CPU     float64 `json:"cpu_seconds,omitempty"`
+
+	serverCPU time.Duration // the server's process, over the same run
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loadProcess runs the load generator as a process of its own and reads
@@ -496,6 +524,7 @@ func loadProcess(ctx context.Context, addr, token string, bc benchConfig) (loadR
 	if err := json.Unmarshal(out, &res); err != nil || res.Seconds <= 0 {
 		return res, fmt.Errorf("http load generator: unexpected output %q (%v)", out, err)
 	}
+	res.CPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return res, nil
 }
 

@@ -6,7 +6,6 @@ package ui
 // decodeBody and writeJSON are the codec every endpoint uses.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,18 +21,18 @@ import (
 // never half-written. encoding/json escapes <, > and & in strings, so job data
 // cannot become markup in whatever displays it.
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+	b, err := json.Marshal(v)
+	if err != nil {
 		s.log.Error("encode response", "err", err)
-		buf.Reset()
-		buf.WriteString(`{"error":"internal error (logged on the server)"}` + "\n")
+		b = []byte(`{"error":"internal error (logged on the server)"}`)
 		status = http.StatusInternalServerError
 	}
+	b = append(b, '\n')
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h["Content-Type"] = hdrJSONType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(b)
 }
 
 // endpointFunc is a JSON API endpoint: it returns a status and a response

@@ -453,27 +453,43 @@ func (s *Server) handle(rt Route) httprouter.Handle {
 	}
 }
 
+// The security headers every response carries. Their values are shared,
+// never modified slices, assigned under their canonical names: no
+// allocation per request (profiled: Header.Set was a tenth of ServeHTTP).
+var (
+	hdrNosniff  = []string{"nosniff"}
+	hdrNoStore  = []string{"no-store"}
+	hdrDeny     = []string{"DENY"}
+	hdrNoRef    = []string{"no-referrer"}
+	hdrCSP      = []string{apiCSP}
+	hdrJSONType = []string{"application/json; charset=utf-8"}
+)
+
 // ServeHTTP sets the security headers, checks the Host header (before
 // authentication) and routes the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", apiCSP)
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["Cache-Control"] = hdrNoStore
+	h["X-Frame-Options"] = hdrDeny
+	h["Referrer-Policy"] = hdrNoRef
+	h["Content-Security-Policy"] = hdrCSP
 	if !s.hosts[strings.ToLower(r.Host)] {
 		s.refuse(w, r, &fieldError{kind: errHost, Field: "Host", Msg: fmt.Sprintf("host %q is not served here", r.Host)})
 		return
 	}
 	s.boundBody(w, r)
+	if !s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.router.ServeHTTP(w, r)
+		return
+	}
 	start := s.now()
 	sw := &statusWriter{ResponseWriter: w}
 	s.router.ServeHTTP(sw, r)
 	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "took", s.now().Sub(start))
 }
 
-// statusWriter remembers the status for the access log.
+// statusWriter remembers the status for the access log (debug level).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
