@@ -52,17 +52,21 @@ func (s *Server) boundBody(w http.ResponseWriter, r *http.Request) {
 // readBody reads the whole body of an authenticated request (or, preAuth,
 // of the login form, under preAuthBodyTimeout), at most limit bytes, and
 // hands it to the handler from memory. It returns a *http.MaxBytesError for
-// a body over the limit (without reading it when Content-Length says so),
+// a body over the limit (having read no more than the limit),
 // errBodyTimeout when the body did not arrive in time, and a
 // malformed-request error when the client broke off.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, preAuth bool) error {
-	if r.ContentLength > limit {
-		return &http.MaxBytesError{Limit: limit}
-	}
 	timeout := s.cfg.BodyReadTimeout
 	if preAuth && timeout > preAuthBodyTimeout {
 		timeout = preAuthBodyTimeout
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+	}
+	if r.ContentLength > limit {
+		// Refused, but read (and dropped) up to the limit, within the time
+		// bound: a client that writes its whole body before it reads (Go's
+		// does) then gets its 413 rather than a reset connection.
+		_, _ = io.CopyN(io.Discard, r.Body, limit)
+		return &http.MaxBytesError{Limit: limit}
 	}
 	// The buffer grows as the body arrives: a Content-Length alone (an
 	// authenticated client's, but still) reserves no more than a small one.
