@@ -175,6 +175,25 @@ func TestSlowBodyWithTokenIsBounded(t *testing.T) {
 	}
 }
 
+// openStream opens GET /api/v1/events (with body, when not empty), reads its
+// first line and returns the rest of the stream; it is closed when the test
+// ends.
+func (r *rig) openStream(ctx context.Context, t *testing.T, body string) *bufio.Reader {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.ts.URL+"/api/v1/events", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := r.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); line != ": connected\n" {
+		t.Fatalf("first line %q", line)
+	}
+	return br
+}
+
 // TestBodyReadTimeoutSparesTheEventStream: the body bound ends with the
 // body, so a stream open for longer than it keeps delivering events.
 func TestBodyReadTimeoutSparesTheEventStream(t *testing.T) {
@@ -186,17 +205,7 @@ func TestBodyReadTimeoutSparesTheEventStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, body := range []string{"", "{}"} { // with and without a (read) body
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.ts.URL+"/api/v1/events", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := r.ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		br := bufio.NewReader(resp.Body)
-		if line, _ := br.ReadString('\n'); line != ": connected\n" {
-			t.Fatalf("first line %q", line)
-		}
+		br := r.openStream(ctx, t, body)
 		// Past the bound: a deadline left on the connection would have
 		// cancelled the stream by now.
 		time.Sleep(5 * bound)
@@ -224,18 +233,7 @@ func TestEventStreamsEndWhenClosing(t *testing.T) {
 	r := newRig(t, rigOpts{cfg: func(c *Config) { c.Events = bus }})
 	var bodies []*bufio.Reader
 	for range 3 {
-		req, _ := http.NewRequest(http.MethodGet, r.ts.URL+"/api/v1/events", nil)
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := r.ts.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		br := bufio.NewReader(resp.Body)
-		if line, _ := br.ReadString('\n'); line != ": connected\n" {
-			t.Fatalf("first line %q", line)
-		}
-		bodies = append(bodies, br)
+		bodies = append(bodies, r.openStream(t.Context(), t, ""))
 	}
 	r.srv.CloseStreams()
 	r.srv.CloseStreams() // idempotent
