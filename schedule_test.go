@@ -148,9 +148,14 @@ type cronJob struct {
 }
 
 // entryJobs lists the jobs an entry's ticks enqueued, in every state.
+//
+// The states are listed one request at a time, in the order a job goes
+// through them, so a job that moves on between two requests is listed
+// twice: only its later listing is kept.
 func (s *server) entryJobs(t *testing.T, entry string) []cronJob {
 	t.Helper()
 	var out []cronJob
+	at := map[uint64]int{} // job id → index in out
 	for _, st := range []string{"scheduled", "ready", "running", "retry", "done", "dead"} {
 		var page struct {
 			Jobs []cronJob `json:"jobs"`
@@ -159,9 +164,15 @@ func (s *server) entryJobs(t *testing.T, entry string) []cronJob {
 			t.Fatalf("list %s: %d %v", st, code, err)
 		}
 		for _, j := range page.Jobs {
-			if j.Context[cron.CtxEntry] == entry && j.Context[cron.CtxTrigger] == cron.TriggerSchedule {
-				out = append(out, j)
+			if j.Context[cron.CtxEntry] != entry || j.Context[cron.CtxTrigger] != cron.TriggerSchedule {
+				continue
 			}
+			if i, ok := at[j.ID]; ok {
+				out[i] = j
+				continue
+			}
+			at[j.ID] = len(out)
+			out = append(out, j)
 		}
 	}
 	return out
