@@ -45,8 +45,20 @@ func hasBody(r *http.Request) bool { return r.ContentLength != 0 }
 // is in.
 func (s *Server) boundBody(w http.ResponseWriter, r *http.Request) {
 	if hasBody(r) {
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+		setReadDeadline(w, time.Now().Add(s.cfg.BodyReadTimeout))
 	}
+}
+
+// setReadDeadline sets the connection's read deadline: through the
+// ResponseWriter's own method when it has one (net/http's does: no
+// ResponseController to allocate per request), else a ResponseController
+// (a wrapped writer).
+func setReadDeadline(w http.ResponseWriter, t time.Time) {
+	if d, ok := w.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(t)
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(t)
 }
 
 // readBody reads the whole body of an authenticated request (or, preAuth,
@@ -59,7 +71,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, p
 	timeout := s.cfg.BodyReadTimeout
 	if preAuth && timeout > preAuthBodyTimeout {
 		timeout = preAuthBodyTimeout
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+		setReadDeadline(w, time.Now().Add(timeout))
 	}
 	if r.ContentLength > limit {
 		// Refused, but read (and dropped) up to the limit, within the time
@@ -68,13 +80,24 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, p
 		_, _ = io.CopyN(io.Discard, r.Body, limit)
 		return &http.MaxBytesError{Limit: limit}
 	}
-	// The buffer grows as the body arrives: a Content-Length alone (an
-	// authenticated client's, but still) reserves no more than a small one.
-	// A body a session's CSRF check has read as a form is empty here.
-	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), 64<<10)))
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err == nil && int64(buf.Len()) > limit {
-		return &http.MaxBytesError{Limit: limit}
+	var body []byte
+	var err error
+	switch {
+	case r.PostForm != nil && isForm(r):
+		// A session's CSRF check has read the body as a form: nothing is left.
+	case r.ContentLength > 0 && r.ContentLength <= smallBodyBytes:
+		// The common case, a small body of known length: one exact buffer.
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	default:
+		// The buffer grows as the body arrives: a Content-Length alone (an
+		// authenticated client's, but still) reserves no more than 64 KiB.
+		buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), smallBodyBytes)))
+		_, err = buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+		if err == nil && int64(buf.Len()) > limit {
+			return &http.MaxBytesError{Limit: limit}
+		}
+		body = buf.Bytes()
 	}
 	var mb *http.MaxBytesError
 	switch {
@@ -87,8 +110,8 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, p
 	}
 	// The body is in: the rest of the request (the handler, and for the
 	// event stream an open-ended wait) is not bounded by it.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-	r.Body = io.NopCloser(buf)
+	setReadDeadline(w, time.Time{})
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	return nil
 }
 
@@ -100,7 +123,7 @@ func (s *Server) dropBody(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusedBodyGrace))
+	setReadDeadline(w, time.Now().Add(refusedBodyGrace))
 }
 
 // refuse answers err without reading the request's body: for requests
