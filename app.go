@@ -87,6 +87,11 @@ type app struct {
 	jobs     jobsPart
 }
 
+// extraClasses, when set, registers more job classes right after the
+// built-in ones. It is nil in the product; the end-to-end tests set it (in
+// TestMain, before main runs) to add the poison pills the crash tests need.
+var extraClasses func(*lanes.Registry) error
+
 // newApp opens the store, builds the lanes and the HTTP server and binds the
 // listener; start starts the work. On error everything opened is closed.
 func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writer, getenv func(string) string) (a *app, err error) {
@@ -124,6 +129,11 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	}
 	if err := a.openStorage(ctx); err != nil {
 		return nil, err
+	}
+	if extraClasses != nil {
+		if err := extraClasses(a.reg); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.openFailures(ctx); err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ const beMainEnv = "CONVEYOR_TEST_BE_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(beMainEnv) == "1" {
+		extraClasses = registerPoisonPills
 		runMain(withFailpoints(context.Background(), failpointsFromEnv()))
 		os.Exit(0)
 	}

@@ -31,6 +31,27 @@ func (s *Store) Check() error {
 	return res
 }
 
+// CheckFile runs the same checks on a store file that no process has open,
+// without changing it: the file is opened read-only and nothing is rescued (a
+// dead process's running jobs are still running in it).
+func CheckFile(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
+	if err != nil {
+		if isTimeout(err) {
+			return fmt.Errorf("%w: %s", ErrLocked, path)
+		}
+		return fmt.Errorf("queue: check %s: %w", path, err)
+	}
+	defer db.Close()
+	s := &Store{db: db, path: path, queues: map[string]*queueState{}, qByID: map[uint16]*queueState{}}
+	return db.View(func(tx *bolt.Tx) error {
+		if err := s.loadQueues(tx); err != nil {
+			return fmt.Errorf("queue: check %s: %w", path, err)
+		}
+		return s.check(tx)
+	})
+}
+
 func (s *Store) check(tx *bolt.Tx) error {
 	var errs []error
 	bad := func(format string, a ...any) {

@@ -76,16 +76,13 @@ type Consumer struct {
 	prefetch int
 	rnd      *rand.Rand
 
-	mu       sync.Mutex
-	active   map[uint64]*activeJob
-	unmarked int
-	closed   bool
+	mu     sync.Mutex
+	active map[uint64]*activeJob // begun attempts
+	closed bool
 }
 
 type activeJob struct {
-	begun  time.Time
-	marked bool
-	waiter chan struct{}
+	begun time.Time
 }
 
 // Consume registers a consumer, with its gate open unless cfg.Closed.
@@ -241,100 +238,36 @@ func (c *Consumer) deliver(jobs []*Job) {
 	}
 }
 
-// Begin records that a worker starts the job. The start is written to the file
-// with the next commit, so a crash while the handler runs counts against the job
-// (an orphan strike). For a job that was orphaned before its start could be
-// recorded, Begin waits until the start is on disk, so that a job that kills the
-// process as it starts is caught after at most MaxOrphans crashes.
+// Begin records, in the running journal, that a worker starts the job, so that
+// if the process dies while the handler runs the job gets an orphan strike (and
+// only then: jobs merely claimed, or whose handler had returned, are not
+// blamed). A suspect (a job struck by an earlier crash) runs alone: Begin waits
+// until no other attempt of the store runs, and holds back other Begins until
+// it ends. It returns ctx's error if ctx ends first; the job is then not begun
+// and must be released.
 func (c *Consumer) Begin(ctx context.Context, j *Job) error {
+	slot, err := c.s.jn.begin(ctx, j.ID, j.suspect)
+	if err != nil {
+		return err
+	}
+	j.slot, j.begun = slot, true
 	j.StartedAt = c.s.now()
-	a := &activeJob{begun: j.StartedAt}
-	if j.suspect {
-		a.waiter = make(chan struct{})
-	}
 	c.mu.Lock()
-	c.active[j.ID] = a
-	c.unmarked++
-	first := c.unmarked == 1
+	c.active[j.ID] = &activeJob{begun: j.StartedAt}
 	c.mu.Unlock()
-	if a.waiter == nil {
-		if first {
-			c.s.kick()
-		}
-		return nil
-	}
-	c.s.kick()
-	select {
-	case <-a.waiter:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-type markRef struct {
-	c  *Consumer
-	id uint64
-}
-
-// collectMarks returns the started-but-unrecorded jobs of all consumers and
-// whether recording them cannot wait (someone waits, or one began DefaultMarkDelay ago).
-func collectMarks(consumers []*Consumer, now time.Time) (marks []markRef, needed bool) {
-	for _, c := range consumers {
-		c.mu.Lock()
-		if c.unmarked > 0 {
-			for id, a := range c.active {
-				if a.marked {
-					continue
-				}
-				marks = append(marks, markRef{c: c, id: id})
-				if a.waiter != nil || now.Sub(a.begun) >= DefaultMarkDelay {
-					needed = true
-				}
-			}
-		}
-		c.mu.Unlock()
-	}
-	return marks, needed
-}
-
-func (c *Consumer) marked(id uint64) {
-	c.mu.Lock()
-	if a, ok := c.active[id]; ok && !a.marked {
-		a.marked = true
-		c.unmarked--
-		if a.waiter != nil {
-			close(a.waiter)
-		}
-	}
-	c.mu.Unlock()
-}
-
-// nextMark returns when the oldest unrecorded start must be recorded.
-func (c *Consumer) nextMark() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.unmarked == 0 {
-		return time.Time{}, false
-	}
-	var first time.Time
-	for _, a := range c.active {
-		if !a.marked && (first.IsZero() || a.begun.Before(first)) {
-			first = a.begun
-		}
-	}
-	return first.Add(DefaultMarkDelay), true
+	return nil
 }
 
 func (c *Consumer) end(j *Job, f finish) error {
-	c.mu.Lock()
-	if a, ok := c.active[j.ID]; ok {
-		if !a.marked {
-			c.unmarked--
-		}
+	if j.begun {
+		// The handler has returned: whatever happens now, it did not kill the
+		// process.
+		j.begun = false
+		c.s.jn.end(j.slot, j.suspect)
+		c.mu.Lock()
 		delete(c.active, j.ID)
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	c.inflight.Add(-1)
 	c.inflightBytes.Add(-jobCost(j))
 	if !j.StartedAt.IsZero() {

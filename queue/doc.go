@@ -14,11 +14,15 @@
 //     change in one transaction. Check verifies it.
 //   - Delivery is at least once. An acked job never runs again. A job that was
 //     running when the process died runs again after restart: the process holds
-//     the file lock, so at Open every running job is an orphan. If its start was
-//     on disk it gets an orphan strike and the error "orphaned by a crash"; at
-//     MaxOrphans strikes it goes to dead ("crashed the worker 3 times"), so a
-//     poison pill cannot crash-loop the appliance. A job that was claimed but
-//     not yet started goes back untouched.
+//     the file lock, so at Open every running job is an orphan. The running
+//     journal (journal.go) says which of them a worker was running at the
+//     moment of death: each of those gets an orphan strike and the error
+//     "orphaned by a crash", and runs alone from then on (a suspect), so that a
+//     second crash can only be its own; at MaxOrphans strikes it goes to dead
+//     ("crashed the worker 3 times"), so a poison pill cannot crash-loop the
+//     appliance and the jobs that ran beside it once are not blamed again. A
+//     job that was claimed but not begun, or whose handler had returned, goes
+//     back untouched.
 //   - A unique key is held while its job is unfinished (and, with UniqueFor, at
 //     least that long after enqueue); it is released in the transaction that
 //     finishes, kills or deletes the job, so no key is stuck after a crash.

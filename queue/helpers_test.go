@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -86,6 +87,39 @@ func (e *env) reopen() {
 	e.open()
 }
 
+// crash simulates the death of the process, as the next process finds it: the
+// store's file as of its last commit and the running journal as it is at this
+// moment (the page cache keeps both when a process dies). during, when set,
+// runs first, with the writer held inside a transaction of its own: whatever it
+// hands the writer is not committed. The store is then closed and the copy
+// opened in its place; consumers of the old store are dead with it.
+func (e *env) crash(during func()) {
+	e.t.Helper()
+	path := filepath.Join(e.t.TempDir(), "queue.bolt")
+	err := e.s.admin(context.Background(), func(*txn) error {
+		if during != nil {
+			during()
+		}
+		// Inside a write transaction nothing of it is on the file yet.
+		for _, suffix := range []string{"", ".running"} {
+			b, err := os.ReadFile(e.path + suffix)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatalf("crash: %v", err)
+	}
+	e.s.Close()
+	e.path = path
+	e.open()
+}
+
 func (e *env) enqueue(nj NewJob) Result {
 	e.t.Helper()
 	if nj.Class == "" {
@@ -141,6 +175,16 @@ func (e *env) consumer(queues ...string) *Consumer {
 		e.t.Fatalf("consume: %v", err)
 	}
 	e.t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func (s *Store) mustConsume(t *testing.T, cfg ConsumerConfig) *Consumer {
+	t.Helper()
+	c, err := s.Consume(cfg)
+	if err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 

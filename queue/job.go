@@ -101,8 +101,9 @@ type Job struct {
 	Errors      []AttemptError // oldest first, at most MaxErrors
 	Orphans     int            // times a crash interrupted it while running
 
-	suspect bool // orphaned before its start was recorded: Begin must record it durably
-	claimed int64
+	suspect bool  // struck by a crash: its attempt runs alone (see journal.go)
+	slot    int32 // its slot in the running journal while begun (-1: none)
+	begun   bool
 }
 
 // Context keys the failure pipeline and dashboard understand.

@@ -78,10 +78,13 @@ func parseReady(b []byte) readyVal {
 	return readyVal{since: getI64(b), suspect: b[8]&1 != 0}
 }
 
-// runningVal: qid(2) flags(1) attempt(4) claimed(8) lease(8).
+// runningVal: qid(2) flags(1) attempt(4) claimed(8) lease(8). Flags: bit 1 the
+// job is a suspect of a crash (it runs alone; see journal.go), bit 2 its record
+// holds a unique key. Bit 0 meant "start recorded" in format 1 and is ignored.
 type runningVal struct {
 	qid     uint16
-	started bool // a worker's start of this attempt is on disk
+	suspect bool
+	unique  bool
 	attempt int
 	claimed int64
 	lease   int64
@@ -92,8 +95,11 @@ const runningValLen = 23
 func (v runningVal) bytes() []byte {
 	b := make([]byte, runningValLen)
 	binary.BigEndian.PutUint16(b, v.qid)
-	if v.started {
-		b[2] = 1
+	if v.suspect {
+		b[2] |= 2
+	}
+	if v.unique {
+		b[2] |= 4
 	}
 	binary.BigEndian.PutUint32(b[3:], uint32(v.attempt))
 	binary.BigEndian.PutUint64(b[7:], uint64(v.claimed))
@@ -107,7 +113,8 @@ func parseRunning(b []byte) (runningVal, bool) {
 	}
 	return runningVal{
 		qid:     getQid(b),
-		started: b[2]&1 != 0,
+		suspect: b[2]&2 != 0,
+		unique:  b[2]&4 != 0,
 		attempt: int(binary.BigEndian.Uint32(b[3:])),
 		claimed: getI64(b[7:]),
 		lease:   getI64(b[15:]),

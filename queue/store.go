@@ -31,7 +31,6 @@ const (
 	DefaultLockTimeout        = time.Second
 	DefaultJanitorInterval    = time.Minute
 	DefaultLease              = 30 * time.Minute
-	DefaultMarkDelay          = 2 * time.Millisecond
 	defaultFinishBatch        = 16384
 	defaultPromoteBatch       = 4096
 	defaultTrimBatch          = 10_000
@@ -165,6 +164,7 @@ type queueState struct {
 // goroutine performs every write; see writer.go.
 type Store struct {
 	db   *bolt.DB
+	jn   *journal
 	opts Options
 	log  *slog.Logger
 	now  func() time.Time
@@ -222,8 +222,14 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("queue: open %s: %w", path, err)
 	}
+	jn, crashed, err := openJournal(path + ".running")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	s := &Store{
 		db:        db,
+		jn:        jn,
 		opts:      opts,
 		log:       opts.Logger,
 		now:       opts.Now,
@@ -235,7 +241,8 @@ func Open(path string, opts Options) (*Store, error) {
 		writerEnd: make(chan struct{}),
 		janEnd:    make(chan struct{}),
 	}
-	if err := s.init(); err != nil {
+	if err := s.init(crashed); err != nil {
+		jn.close(false)
 		db.Close()
 		return nil, err
 	}
@@ -246,7 +253,13 @@ func Open(path string, opts Options) (*Store, error) {
 
 // init creates the buckets, checks the format, loads the counters and rescues
 // orphans: the process holds the file lock, so every running job is an orphan.
-func (s *Store) init() error {
+// crashed are the jobs the running journal says were running when the previous
+// process died.
+func (s *Store) init(crashed []uint64) error {
+	crashedSet := make(map[uint64]bool, len(crashed))
+	for _, id := range crashed {
+		crashedSet[id] = true
+	}
 	var rescued, struck, killed int
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketJobs, bucketQueues, bucketReady, bucketRunning,
@@ -269,7 +282,7 @@ func (s *Store) init() error {
 		}
 		t := s.newTxn(tx, s.now())
 		var err error
-		rescued, struck, killed, err = t.rescueOrphans(s.opts.MaxOrphans)
+		rescued, struck, killed, err = t.rescueOrphans(s.opts.MaxOrphans, crashedSet)
 		if err != nil {
 			return err
 		}
@@ -324,7 +337,7 @@ func (s *Store) Close() error {
 		<-s.writerEnd
 		<-s.janEnd
 		s.subs.closeAll()
-		s.closeErr = s.db.Close()
+		s.closeErr = errors.Join(s.jn.close(true), s.db.Close())
 	})
 	return s.closeErr
 }

@@ -408,23 +408,43 @@ func TestRescueOrphans(t *testing.T) {
 	ctx := context.Background()
 	started := e.enqueue(NewJob{Queue: "a"})
 	waiting := e.enqueue(NewJob{Queue: "b"})
+	returned := e.enqueue(NewJob{Queue: "c"})
 
-	// A job whose start reached the disk is an orphan with a strike; a job that
-	// was claimed but never started goes back untouched.
-	crash := func() {
+	// A job whose handler runs when the process dies is an orphan with a
+	// strike, and a suspect; a job that was claimed but never begun, or whose
+	// handler had returned (its ack not yet committed), goes back untouched.
+	for strike := 1; strike <= 3; strike++ {
 		ca, _ := e.s.Consume(ConsumerConfig{Name: "a", Queues: []string{"a"}, Concurrency: 1})
 		cb, _ := e.s.Consume(ConsumerConfig{Name: "b", Queues: []string{"b"}, Concurrency: 1})
+		cc, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"c"}, Concurrency: 1})
 		ja := take(t, ca)
+		if ja.suspect != (strike > 1) {
+			t.Fatalf("strike %d: job claimed with suspect %v", strike, ja.suspect)
+		}
 		take(t, cb)
+		jc := take(t, cc)
 		if err := ca.Begin(ctx, ja); err != nil {
 			t.Fatal(err)
 		}
-		e.advance(time.Second) // the start is recorded once it is older than the mark delay
-		// "Crash": close the file with both still running.
-		e.reopen()
-	}
-	for strike := 1; strike <= 3; strike++ {
-		crash()
+		if strike > 1 {
+			// A suspect runs alone: the other job waits for it to end.
+			begun := make(chan error, 1)
+			go func() { begun <- cc.Begin(ctx, jc) }()
+			waitWaiters(t, e.s, 1)
+			e.crash(nil)
+			if err := <-begun; err == nil {
+				t.Fatal("a job began while a suspect ran")
+			}
+		} else {
+			if err := cc.Begin(ctx, jc); err != nil {
+				t.Fatal(err)
+			}
+			e.crash(func() {
+				if err := cc.Ack(jc); err != nil {
+					t.Error(err)
+				}
+			})
+		}
 		j := e.get(started.ID)
 		wantState := StateReady
 		wantMsg := "orphaned by a crash"
@@ -434,35 +454,89 @@ func TestRescueOrphans(t *testing.T) {
 		if j.State != wantState || j.Orphans != strike || j.Attempt != strike || j.Errors[len(j.Errors)-1].Message != wantMsg {
 			t.Fatalf("strike %d: %+v", strike, j)
 		}
-		w := e.get(waiting.ID)
-		if w.State != StateReady || w.Orphans != 0 || w.Attempt != 0 || len(w.Errors) != 0 {
-			t.Fatalf("unstarted job after crash %d: %+v", strike, w)
+		for _, id := range []uint64{waiting.ID, returned.ID} {
+			w := e.get(id)
+			if w.State != StateReady || w.Orphans != 0 || w.Attempt != 0 || len(w.Errors) != 0 {
+				t.Fatalf("job %d after crash %d: %+v", id, strike, w)
+			}
 		}
 	}
 }
 
-func TestSuspectJobStartIsRecordedBeforeItRuns(t *testing.T) {
+// waitWaiters waits until n Begins wait at the crash guard's gate. It is
+// bounded by the test's deadline: a Begin that does not wait never counts.
+func waitWaiters(t *testing.T, s *Store, n int) {
+	t.Helper()
+	ctx := testContext(t)
+	for {
+		s.jn.mu.Lock()
+		w := s.jn.waiting
+		s.jn.mu.Unlock()
+		if w == n {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d begins wait at the gate, want %d", w, n)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func TestSuspectRunsAlone(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	r := e.enqueue(NewJob{})
-	c, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 1})
-	take(t, c)
-	e.reopen() // claimed, never started: comes back suspect
-	c = e.consumer("default")
+	culprit := e.enqueue(NewJob{Queue: "a"})
+	c := e.consumer("a")
 	j := take(t, c)
-	if !j.suspect {
-		t.Fatal("rescued unstarted job is not suspect")
-	}
-	// Begin of a suspect job returns only once the start is on disk, with no
-	// clock movement needed.
 	if err := c.Begin(ctx, j); err != nil {
 		t.Fatal(err)
 	}
-	e.reopen()
-	got := e.get(r.ID)
-	if got.Orphans != 1 || got.State != StateReady {
-		t.Fatalf("suspect job crashed after its start: %+v", got)
+	e.crash(nil)
+	innocent := e.enqueue(NewJob{Queue: "b"})
+	later := e.enqueue(NewJob{Queue: "b"})
+	ca, cb := e.consumer("a"), e.s.mustConsume(t, ConsumerConfig{Name: "b", Queues: []string{"b"}, Concurrency: 2})
+	sus := take(t, ca)
+	if sus.ID != culprit.ID || !sus.suspect {
+		t.Fatalf("claimed %+v, want the suspect %d", sus, culprit.ID)
+	}
+	in, lt := take(t, cb), take(t, cb)
+	if in.ID != innocent.ID || lt.ID != later.ID {
+		t.Fatalf("claimed %d and %d", in.ID, lt.ID)
+	}
+	// The innocent runs; the suspect waits for it to end ...
+	if err := cb.Begin(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	susBegun := make(chan error, 1)
+	go func() { susBegun <- ca.Begin(ctx, sus) }()
+	waitWaiters(t, e.s, 1)
+	// ... and, while it waits, nothing else begins either.
+	laterBegun := make(chan error, 1)
+	go func() { laterBegun <- cb.Begin(ctx, lt) }()
+	waitWaiters(t, e.s, 2)
+	if err := cb.Ack(in); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-susBegun; err != nil {
+		t.Fatal(err)
+	}
+	waitWaiters(t, e.s, 1) // the later job still waits: the suspect runs alone
+	if err := ca.Ack(sus); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-laterBegun; err != nil {
+		t.Fatal(err)
+	}
+	cb.Ack(lt)
+	e.flush()
+	for _, id := range []uint64{culprit.ID, innocent.ID, later.ID} {
+		e.wantState(id, StateDone)
+	}
+	// A suspect whose attempt returned is a suspect no more.
+	if j := e.get(culprit.ID); j.Orphans != 1 {
+		t.Fatalf("culprit %+v", j)
 	}
 }
 

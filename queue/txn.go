@@ -396,7 +396,7 @@ func (t *txn) finish(f *finish) error {
 		t.change.Done++
 		return t.releaseUnique(f.job.UniqueKey, id, false)
 	case finRelease:
-		return t.putReady(rv.qid, id, t.nowNs, f.job.suspect)
+		return t.putReady(rv.qid, id, t.nowNs, rv.suspect)
 	}
 	j, err := t.loadRecord(id)
 	if err != nil {
@@ -455,16 +455,6 @@ func (t *txn) quarantine(id uint64, qid uint16, cause error) error {
 	t.delta(qid, StateDead, 1)
 	t.change.Dead++
 	return t.dead.Put(u64(id), deadBytes(qid, t.nowNs))
-}
-
-func (t *txn) markStarted(id uint64) error {
-	key := u64(id)
-	rv, ok := parseRunning(seekGet(t.runC, key))
-	if !ok || rv.started {
-		return nil
-	}
-	rv.started = true
-	return t.running.Put(key, rv.bytes())
 }
 
 // claimFor claims as many ready jobs as the consumer has room for.
@@ -543,7 +533,7 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job, budget
 		j.StartedAt = time.Time{}
 		j.LeaseUntil = lease
 		j.suspect = rdy.suspect
-		rv := runningVal{qid: q.id, attempt: j.Attempt, claimed: t.nowNs, lease: lease.UnixNano()}
+		rv := runningVal{qid: q.id, suspect: rdy.suspect, unique: j.UniqueKey != "", attempt: j.Attempt, claimed: t.nowNs, lease: lease.UnixNano()}
 		if err := t.running.Put(u64(id), rv.bytes()); err != nil {
 			return out, err
 		}
@@ -623,12 +613,14 @@ func (t *txn) stateOf(id uint64) (State, error) {
 	return st, err
 }
 
-// rescueOrphans moves every running job back to ready (see doc.go): a job whose
-// start was recorded was interrupted by the crash — it spends the attempt, gains
-// an orphan strike and an error, and goes to dead at maxOrphans strikes; a job
-// still waiting for a worker goes back untouched but marked suspect, so that its
-// next start is recorded before its handler runs.
-func (t *txn) rescueOrphans(maxOrphans int) (rescued, struck, killed int, err error) {
+// rescueOrphans moves every running job back to ready (see doc.go). crashed
+// holds the jobs a worker was running when the previous process died (the
+// running journal's slots): each of them was interrupted by the crash — it
+// spends the attempt, gains an orphan strike and an error, goes to dead at
+// maxOrphans strikes, and otherwise comes back a suspect, to run alone. Any
+// other running job was only claimed (or its handler had returned): it goes
+// back untouched.
+func (t *txn) rescueOrphans(maxOrphans int, crashed map[uint64]bool) (rescued, struck, killed int, err error) {
 	type entry struct {
 		k  []byte
 		rv runningVal
@@ -652,8 +644,8 @@ func (t *txn) rescueOrphans(maxOrphans int) (rescued, struck, killed int, err er
 		}
 		t.delta(e.rv.qid, StateRunning, -1)
 		rescued++
-		if !e.rv.started {
-			if err := t.putReady(e.rv.qid, id, t.nowNs, true); err != nil {
+		if !crashed[id] {
+			if err := t.putReady(e.rv.qid, id, t.nowNs, e.rv.suspect); err != nil {
 				return 0, 0, 0, err
 			}
 			continue
@@ -685,7 +677,7 @@ func (t *txn) rescueOrphans(maxOrphans int) (rescued, struck, killed int, err er
 		if err := t.putRecord(j); err != nil {
 			return 0, 0, 0, err
 		}
-		if err := t.putReady(e.rv.qid, id, t.nowNs, false); err != nil {
+		if err := t.putReady(e.rv.qid, id, t.nowNs, true); err != nil {
 			return 0, 0, 0, err
 		}
 	}

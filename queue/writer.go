@@ -150,7 +150,7 @@ func (s *Store) writer() {
 }
 
 // cycle commits everything there is to do now and returns how long until there is
-// timed work (a due job, a start to record), or -1 when there is none.
+// timed work (a due job, finished attempts lingering), or -1 when there is none.
 func (s *Store) cycle() time.Duration {
 	var spare pending // the previous round's slices, handed back for reuse
 	for {
@@ -164,8 +164,7 @@ func (s *Store) cycle() time.Duration {
 		// after a clock change (a Flush, say) sees promotions as of that change.
 		now := s.now()
 		consumers := s.snapshotConsumers()
-		marks, markNeeded := collectMarks(consumers, now)
-		others := markNeeded || (!s.nextDue.IsZero() && !s.nextDue.After(now)) || s.claimable(consumers)
+		others := (!s.nextDue.IsZero() && !s.nextDue.After(now)) || s.claimable(consumers)
 
 		// Finished attempts wait for a commit with another reason (see ackLinger);
 		// operator actions and Flush want everything before them committed.
@@ -184,7 +183,7 @@ func (s *Store) cycle() time.Duration {
 		did := len(p.enq) > 0 || len(p.fin) > 0 || others
 		var err error
 		if did {
-			err = s.commitMain(now, consumers, marks, p.enq, p.fin)
+			err = s.commitMain(now, consumers, p.enq, p.fin)
 		}
 		for _, a := range p.admin {
 			s.runAdmin(a)
@@ -260,19 +259,14 @@ func (s *Store) snapshotConsumers() []*Consumer {
 }
 
 // commitMain commits one cycle's enqueues and finished attempts together with due
-// promotions, start marks and claims.
-func (s *Store) commitMain(now time.Time, consumers []*Consumer, marks []markRef, enq []*enqueueReq, fin []finish) error {
+// promotions and claims.
+func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueReq, fin []finish) error {
 	var t *txn
 	t0 := time.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t = s.newTxn(tx, now)
 		for i := range fin {
 			if err := t.finish(&fin[i]); err != nil {
-				return err
-			}
-		}
-		for _, m := range marks {
-			if err := t.markStarted(m.id); err != nil {
 				return err
 			}
 		}
@@ -319,9 +313,6 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, marks []markRef
 	}
 	for _, cb := range t.claims {
 		cb.c.deliver(cb.jobs)
-	}
-	for _, m := range marks {
-		m.c.marked(m.id)
 	}
 	s.subs.publish(&t.change)
 	return nil
@@ -408,13 +399,5 @@ func (s *Store) nextWait() time.Duration {
 		}
 	}
 	s.pmu.Unlock()
-	for _, c := range s.snapshotConsumers() {
-		if at, ok := c.nextMark(); ok {
-			d := max(0, at.Sub(now))
-			if wait < 0 || d < wait {
-				wait = d
-			}
-		}
-	}
 	return wait
 }
