@@ -224,7 +224,7 @@ func (c *Consumer) deliver(jobs []*Job) {
 	c.inflight.Add(int64(len(jobs)))
 	var bytes int64
 	for _, j := range jobs {
-		bytes += jobCost(j)
+		bytes += j.claim.cost
 	}
 	c.inflightBytes.Add(bytes)
 	for _, j := range jobs {
@@ -246,34 +246,35 @@ func (c *Consumer) deliver(jobs []*Job) {
 // it ends. It returns ctx's error if ctx ends first; the job is then not begun
 // and must be released.
 func (c *Consumer) Begin(ctx context.Context, j *Job) error {
-	slot, err := c.s.jn.begin(ctx, j.ID, j.suspect)
+	slot, err := c.s.jn.begin(ctx, j.claim.id, j.claim.suspect)
 	if err != nil {
 		return err
 	}
-	j.slot, j.begun = slot, true
 	j.StartedAt = c.s.now()
+	j.claim.slot, j.claim.begun, j.claim.started = slot, true, j.StartedAt.UnixNano()
 	c.mu.Lock()
-	c.active[j.ID] = &activeJob{begun: j.StartedAt}
+	c.active[j.claim.id] = &activeJob{begun: j.StartedAt}
 	c.mu.Unlock()
 	return nil
 }
 
 func (c *Consumer) end(j *Job, f finish) error {
-	if j.begun {
+	cl := j.claim
+	if cl.begun {
 		// The handler has returned: whatever happens now, it did not kill the
 		// process.
-		j.begun = false
-		c.s.jn.end(j.slot, j.suspect)
+		j.claim.begun = false
+		c.s.jn.end(cl.slot, cl.suspect)
 		c.mu.Lock()
-		delete(c.active, j.ID)
+		delete(c.active, cl.id)
 		c.mu.Unlock()
 	}
 	c.inflight.Add(-1)
-	c.inflightBytes.Add(-jobCost(j))
-	if !j.StartedAt.IsZero() {
+	c.inflightBytes.Add(-cl.cost)
+	if cl.started != 0 {
 		// A moving average (1/8 weight), updated racily: a lost update only
 		// delays the estimate.
-		d := max(1, int64(c.s.now().Sub(j.StartedAt)))
+		d := max(1, c.s.now().UnixNano()-cl.started)
 		old := c.avgRun.Load()
 		if old == 0 {
 			c.avgRun.Store(d)
@@ -281,7 +282,7 @@ func (c *Consumer) end(j *Job, f finish) error {
 			c.avgRun.Store(old + (d-old)/8)
 		}
 	}
-	f.job = j
+	f.id, f.started = cl.id, cl.started
 	return c.s.submit(func(p *pending) {
 		if len(p.fin) == 0 {
 			p.finSince = time.Now()
@@ -343,7 +344,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 			break
 		}
 		for _, j := range released {
-			if err := t.finish(&finish{kind: finRelease, job: j}); err != nil {
+			if err := t.finish(&finish{kind: finRelease, id: j.claim.id}); err != nil {
 				return err
 			}
 		}
@@ -351,7 +352,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 	}, func() {
 		c.inflight.Add(-int64(len(released)))
 		for _, j := range released {
-			c.inflightBytes.Add(-jobCost(j))
+			c.inflightBytes.Add(-j.claim.cost)
 		}
 		close(c.ch)
 		c.s.removeConsumer(c)

@@ -101,9 +101,18 @@ type Job struct {
 	Errors      []AttemptError // oldest first, at most MaxErrors
 	Orphans     int            // times a crash interrupted it while running
 
+	claim claimInfo // what the store handed out: the handler's edits do not reach it
+}
+
+// claimInfo is what a consumer remembers of a claimed job, out of the handler's
+// reach: a finish applies to the job as claimed, not to the worker's copy.
+type claimInfo struct {
+	id      uint64
+	cost    int64 // what it counts against MaxPrefetchBytes
 	suspect bool  // struck by a crash: its attempt runs alone (see journal.go)
-	slot    int32 // its slot in the running journal while begun (-1: none)
 	begun   bool
+	started int64 // when Begin ran, unix ns
+	slot    int32 // its slot in the running journal while begun (-1: none)
 }
 
 // Context keys the failure pipeline and dashboard understand.

@@ -158,6 +158,28 @@ func (d *decoder) raw(what string, max uint64) []byte {
 
 func (d *decoder) str(what string) string { return string(d.raw(what, maxRecordStrings)) }
 
+// recordUniqueKey reads only as far as the record's unique key: the args and
+// errors after it are neither decoded nor copied.
+func recordUniqueKey(b []byte) (string, error) {
+	if len(b) == 0 {
+		return "", fmt.Errorf("%w: empty", ErrCorruptRecord)
+	}
+	if b[0] != recordFormat1 {
+		return "", fmt.Errorf("%w: unknown format %d", ErrCorruptRecord, b[0])
+	}
+	d := decoder{b: b[1:]}
+	d.raw("class", maxRecordStrings)
+	d.raw("queue", maxRecordStrings)
+	for _, what := range []string{"attempt", "max_attempts", "orphans"} {
+		d.uvarint(what)
+	}
+	for _, what := range []string{"created_at", "run_at", "started_at", "finished_at"} {
+		d.time(what)
+	}
+	key := d.str("unique_key")
+	return key, d.err
+}
+
 // decodeRecord decodes a record into a new Job with the given id. The job owns all
 // its memory: nothing refers to b afterwards (b may be bbolt's mmap).
 func decodeRecord(id uint64, b []byte) (*Job, error) {

@@ -236,6 +236,38 @@ func TestUniqueKeys(t *testing.T) {
 	}
 }
 
+// TestFinishAppliesToTheJobAsClaimed: a handler or middleware may edit its copy
+// of the job (its key, args, even its id); the store releases the key it holds
+// and finishes the job it handed out, and the prefetch byte count returns to
+// zero.
+func TestFinishAppliesToTheJobAsClaimed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	held := e.enqueue(NewJob{UniqueKey: "held", Args: rawJSON(`{"n":1}`)})
+	other := e.enqueue(NewJob{Queue: "other"})
+	c := e.consumer("default")
+	j := take(t, c)
+	if err := c.Begin(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	j.UniqueKey = "edited"
+	j.Args = rawJSON(`{"n":"` + strings.Repeat("x", 4096) + `"}`)
+	j.ID = other.ID
+	if err := c.Ack(j); err != nil {
+		t.Fatal(err)
+	}
+	e.flush()
+	e.wantState(held.ID, StateDone)
+	e.wantState(other.ID, StateReady)
+	if n := c.inflightBytes.Load(); n != 0 {
+		t.Fatalf("prefetch bytes after the ack: %d, want 0", n)
+	}
+	if r := e.enqueue(NewJob{UniqueKey: "held", Queue: "other"}); r.Duplicate {
+		t.Fatalf("the key of a done job is still held: %+v", r)
+	}
+}
+
 func TestRetentionKeepsAHeldUniqueKey(t *testing.T) {
 	t.Parallel()
 	e := setup(t, func(o *Options) { o.DoneLimit = 1 })
@@ -418,8 +450,8 @@ func TestRescueOrphans(t *testing.T) {
 		cb, _ := e.s.Consume(ConsumerConfig{Name: "b", Queues: []string{"b"}, Concurrency: 1})
 		cc, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"c"}, Concurrency: 1})
 		ja := take(t, ca)
-		if ja.suspect != (strike > 1) {
-			t.Fatalf("strike %d: job claimed with suspect %v", strike, ja.suspect)
+		if ja.claim.suspect != (strike > 1) {
+			t.Fatalf("strike %d: job claimed with suspect %v", strike, ja.claim.suspect)
 		}
 		take(t, cb)
 		jc := take(t, cc)
@@ -498,7 +530,7 @@ func TestSuspectRunsAlone(t *testing.T) {
 	later := e.enqueue(NewJob{Queue: "b"})
 	ca, cb := e.consumer("a"), e.s.mustConsume(t, ConsumerConfig{Name: "b", Queues: []string{"b"}, Concurrency: 2})
 	sus := take(t, ca)
-	if sus.ID != culprit.ID || !sus.suspect {
+	if sus.ID != culprit.ID || !sus.claim.suspect {
 		t.Fatalf("claimed %+v, want the suspect %d", sus, culprit.ID)
 	}
 	in, lt := take(t, cb), take(t, cb)

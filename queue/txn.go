@@ -370,7 +370,7 @@ func (t *txn) promote(limit int) error {
 
 // finish applies a finished attempt handed back by a consumer.
 func (t *txn) finish(f *finish) error {
-	id := f.job.ID
+	id := f.id
 	key := u64(id)
 	rv, ok := parseRunning(seekGet(t.runC, key))
 	if !ok {
@@ -381,10 +381,12 @@ func (t *txn) finish(f *finish) error {
 		return err
 	}
 	t.delta(rv.qid, StateRunning, -1)
-	t.change.touch(f.job.Queue)
+	if q := t.queueByID(rv.qid); q != nil {
+		t.change.touch(q.name)
+	}
 	switch f.kind {
 	case finAck:
-		started := unixNano(f.job.StartedAt)
+		started := f.started
 		if started == 0 {
 			started = rv.claimed
 		}
@@ -394,7 +396,17 @@ func (t *txn) finish(f *finish) error {
 		t.delta(rv.qid, StateDone, 1)
 		t.processed++
 		t.change.Done++
-		return t.releaseUnique(f.job.UniqueKey, id, false)
+		if !rv.unique {
+			return nil
+		}
+		// Release the key the store holds for the job, whatever the worker's
+		// copy says now.
+		key, err := recordUniqueKey(seekGet(t.jobsC, u64(id)))
+		if err != nil {
+			t.s.log.Error("job record unreadable; its unique key stays held", "job", id, "err", err)
+			return nil
+		}
+		return t.releaseUnique(key, id, false)
 	case finRelease:
 		return t.putReady(rv.qid, id, t.nowNs, rv.suspect)
 	}
@@ -418,7 +430,7 @@ func (t *txn) finish(f *finish) error {
 		return t.putReady(rv.qid, id, t.nowNs, false)
 	case finFail, finKill:
 		j.Attempt = rv.attempt
-		j.StartedAt = f.job.StartedAt
+		j.StartedAt = fromNano(f.started)
 		appendError(j, *f.err)
 		t.processed++
 		t.failed++
@@ -532,13 +544,13 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job, budget
 		j.State = StateRunning
 		j.StartedAt = time.Time{}
 		j.LeaseUntil = lease
-		j.suspect = rdy.suspect
+		j.claim = claimInfo{id: id, cost: jobCost(j), suspect: rdy.suspect, slot: -1}
 		rv := runningVal{qid: q.id, suspect: rdy.suspect, unique: j.UniqueKey != "", attempt: j.Attempt, claimed: t.nowNs, lease: lease.UnixNano()}
 		if err := t.running.Put(u64(id), rv.bytes()); err != nil {
 			return out, err
 		}
 		t.delta(q.id, StateRunning, 1)
-		*budget -= jobCost(j)
+		*budget -= j.claim.cost
 		out = append(out, j)
 	}
 	t.touched[q.id] = true

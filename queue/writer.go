@@ -82,10 +82,11 @@ const (
 )
 
 type finish struct {
-	kind finishKind
-	job  *Job
-	err  *AttemptError
-	at   time.Time
+	kind    finishKind
+	id      uint64 // the job as claimed
+	started int64  // when its attempt began (0: not begun)
+	err     *AttemptError
+	at      time.Time
 }
 
 func (s *Store) kick() {
