@@ -11,12 +11,13 @@ import (
 // The crash tests' history is the exec log the server writes ("start <id>
 // <attempt>", "end <id> <attempt> ok|error", fsynced before the job goes on),
 // with lines the test appends itself: "kill" after each SIGKILL (the server is
-// dead then, so every line before it was written before the kill) and "done
-// <id>" when the API has shown the job done.
+// dead then, so every line before it was written before the kill), "stop"
+// after a graceful stop (SIGTERM, the server has exited), and "done <id>" when
+// the API has shown the job done.
 type historyReport struct {
 	lost          []uint64 // acknowledged, never completed
 	afterDone     []string // a start after the job was seen done
-	unexplained   []string // a second start with no crash in between, or not right after one
+	unexplained   []string // a second start with no crash in between, not right after one, or after a graceful stop
 	duplicates    int      // starts beyond the first, each explained by a crash
 	inflightTotal int      // jobs in flight summed over the kills
 	overKill      []string // kills after which more jobs re-ran than were in flight
@@ -41,6 +42,7 @@ func (r historyReport) String() string {
 func checkHistory(lines []string, acked []uint64) historyReport {
 	var r historyReport
 	epoch := 0
+	graceful := map[int]bool{}     // epochs that ended with a graceful stop
 	lastStart := map[uint64]int{}  // epoch of the latest start
 	completed := map[uint64]bool{} // an attempt ended ok
 	failed := map[uint64]bool{}    // the latest attempt ended with an error: a retry may follow
@@ -53,7 +55,7 @@ func checkHistory(lines []string, acked []uint64) historyReport {
 			continue
 		}
 		var id uint64
-		if f[0] != "kill" {
+		if f[0] != "kill" && f[0] != "stop" {
 			if len(f) < 2 {
 				r.badLines = append(r.badLines, line)
 				continue
@@ -72,7 +74,9 @@ func checkHistory(lines []string, acked []uint64) historyReport {
 			if prev, started := lastStart[id]; started && failed[id] {
 				failed[id] = false // a retry after a failed attempt
 			} else if started {
-				if prev != epoch-1 {
+				if graceful[prev] {
+					r.unexplained = append(r.unexplained, fmt.Sprintf("job %d ran again after the graceful stop that ended epoch %d", id, prev))
+				} else if prev != epoch-1 {
 					r.unexplained = append(r.unexplained, fmt.Sprintf("job %d started in epoch %d and again in %d", id, prev, epoch))
 				} else {
 					r.duplicates++
@@ -88,6 +92,9 @@ func checkHistory(lines []string, acked []uint64) historyReport {
 			}
 		case "done":
 			seenDone[id] = true
+		case "stop":
+			graceful[epoch] = true
+			epoch++
 		case "kill":
 			n := 0
 			for id, e := range lastStart {
@@ -126,8 +133,11 @@ func TestCheckHistoryCatchesLossAndReruns(t *testing.T) {
 		"start 2 2", "end 2 2 ok",
 		"start 3 2", "end 3 2 ok",
 		"start 4 1", "end 4 1 error", "start 4 2", "end 4 2 ok",
+		"start 5 1", "end 5 1 error", // cancelled by the stop: released
+		"stop",
+		"start 5 2", "end 5 2 ok",
 	}
-	if r := checkHistory(good, []uint64{1, 2, 3}); !r.ok() || r.duplicates != 2 || r.inflightTotal != 2 {
+	if r := checkHistory(good, []uint64{1, 2, 3, 5}); !r.ok() || r.duplicates != 2 || r.inflightTotal != 2 {
 		t.Fatalf("a correct history was flagged: %v", r)
 	}
 	cases := []struct {
@@ -143,6 +153,8 @@ func TestCheckHistoryCatchesLossAndReruns(t *testing.T) {
 		{"re-run without a crash", []string{"start 1 1", "end 1 1 ok", "start 1 2", "end 1 2 ok"}, []uint64{1},
 			func(r historyReport) bool { return len(r.unexplained) == 1 }},
 		{"re-run of a job from an older process", []string{"start 1 1", "end 1 1 ok", "kill", "kill", "start 1 2", "end 1 2 ok"}, []uint64{1},
+			func(r historyReport) bool { return len(r.unexplained) == 1 }},
+		{"re-run after a graceful stop", []string{"start 1 1", "end 1 1 ok", "stop", "start 1 2", "end 1 2 ok"}, []uint64{1},
 			func(r historyReport) bool { return len(r.unexplained) == 1 }},
 		{"garbage", []string{"start x", "bogus 1"}, nil,
 			func(r historyReport) bool { return len(r.badLines) == 2 }},

@@ -325,9 +325,11 @@ func (s *Store) loadQueues(tx *bolt.Tx) error {
 	})
 }
 
-// Close stops the writer after it has committed everything handed to it, and
-// closes the file. Consumers should be closed first; jobs they still hold stay
-// running in the file and are rescued on the next Open.
+// Close commits everything handed to the writer before it — finished attempts
+// too, however young — stops the writer and the janitor, and closes the file.
+// Calls after Close began get ErrClosed. Consumers should be closed first: jobs
+// they still hold stay running in the file and go back to ready, untouched, at
+// the next Open (a clean close is not a crash: nobody is struck).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.pmu.Lock()

@@ -572,6 +572,30 @@ func TestSuspectRunsAlone(t *testing.T) {
 	}
 }
 
+// TestCloseCommitsYoungFinishes: an ack handed over just before Close is
+// committed by it, though it is younger than the ack linger.
+func TestCloseCommitsYoungFinishes(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	r := e.enqueue(NewJob{})
+	c := e.consumer("default")
+	j := take(t, c)
+	if err := c.Begin(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ack(j); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.Close(); err != nil { // no Flush or Check first: they would commit it
+		t.Fatal(err)
+	}
+	e.open()
+	if j := e.wantState(r.ID, StateDone); j.Attempt != 1 {
+		t.Fatalf("job after the restart: %+v", j)
+	}
+}
+
 func TestCloseReleasesUnstartedJobs(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

@@ -139,7 +139,7 @@ func (s *Store) writer() {
 		case <-s.stop:
 			stopping = true
 		}
-		wait := s.cycle()
+		wait := s.cycle(stopping)
 		if stopping {
 			return
 		}
@@ -152,7 +152,9 @@ func (s *Store) writer() {
 
 // cycle commits everything there is to do now and returns how long until there is
 // timed work (a due job, finished attempts lingering), or -1 when there is none.
-func (s *Store) cycle() time.Duration {
+// The last cycle, when the store closes, commits every finished attempt however
+// young (closing is a reason to commit) and claims nothing.
+func (s *Store) cycle(stopping bool) time.Duration {
 	var spare pending // the previous round's slices, handed back for reuse
 	for {
 		s.linger()
@@ -164,12 +166,15 @@ func (s *Store) cycle() time.Duration {
 		// The clock is read after taking the work: whatever was handed over
 		// after a clock change (a Flush, say) sees promotions as of that change.
 		now := s.now()
-		consumers := s.snapshotConsumers()
+		var consumers []*Consumer
+		if !stopping {
+			consumers = s.snapshotConsumers()
+		}
 		others := (!s.nextDue.IsZero() && !s.nextDue.After(now)) || s.claimable(consumers)
 
 		// Finished attempts wait for a commit with another reason (see ackLinger);
 		// operator actions and Flush want everything before them committed.
-		takeFin := others || len(p.enq) > 0 || len(p.admin) > 0 ||
+		takeFin := others || stopping || len(p.enq) > 0 || len(p.admin) > 0 ||
 			len(p.fin) >= ackBatch || (len(p.fin) > 0 && time.Since(p.finSince) >= ackLinger)
 		if !takeFin && len(p.fin) > 0 {
 			// Hand them back, ahead of any that arrived meanwhile. Their array
