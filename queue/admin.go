@@ -94,10 +94,10 @@ func (s *Store) Clear(ctx context.Context, name string) (int, error) {
 // state index. An unfinished job's unique key is freed with it; a finished
 // job's key, held past its end (UniqueFor), stays until its window passes.
 func (t *txn) deleteJob(id uint64) error {
-	if j, err := t.loadRecord(id); err == nil && j.UniqueKey != "" {
-		uv, ok := parseUnique(t.unique.Get([]byte(j.UniqueKey)))
+	if key, err := recordUniqueKey(seekGet(t.jobsC, u64(id))); err == nil && key != "" {
+		uv, ok := parseUnique(t.unique.Get([]byte(key)))
 		if ok && uv.id == id && !uv.finished {
-			if err := t.forgetUnique(j.UniqueKey, id); err != nil {
+			if err := t.forgetUnique(key, id); err != nil {
 				return err
 			}
 		}
@@ -147,14 +147,9 @@ func (t *txn) removeIndexed(j *Job, st State) (uint16, error) {
 		qid := getQid(b.Get(tk))
 		t.delta(qid, st, -1)
 		return qid, b.Delete(tk)
-	case StateDone:
-		dv, _ := parseDone(t.done.Get(key))
-		t.delta(dv.qid, StateDone, -1)
-		return dv.qid, t.done.Delete(key)
-	case StateDead:
-		qid, _, _ := parseDead(t.dead.Get(key))
-		t.delta(qid, StateDead, -1)
-		return qid, t.dead.Delete(key)
+	case StateDone, StateDead:
+		qid, _, err := t.removeFinished(st, j.ID)
+		return qid, err
 	}
 	return 0, ErrRunning
 }

@@ -60,6 +60,13 @@ func (s *Store) check(tx *bolt.Tx) error {
 		}
 	}
 	err := func() error {
+		for _, name := range [][]byte{bucketMeta, bucketJobs, bucketQueues, bucketReady, bucketRunning,
+			bucketScheduled, bucketRetry, bucketDone, bucketDead, bucketDoneAt, bucketDeadAt, bucketUnique,
+			bucketUniqueExp, bucketCounts, bucketStats} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("bucket %q is missing (a store of an older format, not migrated yet?)", name)
+			}
+		}
 		for err := range tx.Check() {
 			bad("bbolt: %v", err)
 		}
@@ -120,25 +127,36 @@ func (s *Store) check(tx *bolt.Tx) error {
 		}); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketDone).ForEach(func(k, v []byte) error {
-			dv, ok := parseDone(v)
-			if !ok {
-				bad("done: bad entry for job %d", getU64(k))
+		for _, fb := range []struct {
+			st           State
+			byID, byTime []byte
+		}{{StateDone, bucketDone, bucketDoneAt}, {StateDead, bucketDead, bucketDeadAt}} {
+			byTime := tx.Bucket(fb.byTime)
+			indexed := 0
+			if err := tx.Bucket(fb.byID).ForEach(func(k, v []byte) error {
+				id := getU64(k)
+				ok := len(v) == doneValLen
+				if fb.st == StateDead {
+					_, _, ok = parseDead(v)
+				}
+				if !ok {
+					bad("%s: bad entry for job %d", fb.st, id)
+					return nil
+				}
+				qid, at := finishedEntry(fb.st, v)
+				add(id, where{st: fb.st, qid: qid})
+				if tv := byTime.Get(timeKey(fromNano(at), id)); tv == nil || getQid(tv) != qid {
+					bad("%s job %d has no entry in the finish-time index at %d", fb.st, id, at)
+				} else {
+					indexed++
+				}
+				return nil
+			}); err != nil {
+				return err
 			}
-			add(getU64(k), where{st: StateDone, qid: dv.qid})
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketDead).ForEach(func(k, v []byte) error {
-			qid, _, ok := parseDead(v)
-			if !ok {
-				bad("dead: bad entry for job %d", getU64(k))
+			if n := byTime.Stats().KeyN; n != indexed {
+				bad("the %s finish-time index has %d entries for %d jobs", fb.st, n, indexed)
 			}
-			add(getU64(k), where{st: StateDead, qid: qid})
-			return nil
-		}); err != nil {
-			return err
 		}
 
 		holders := map[string]uint64{} // unique key → unfinished job holding it

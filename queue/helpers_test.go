@@ -46,7 +46,13 @@ type env struct {
 // cleanup it runs the store check, then closes the store.
 func setup(t *testing.T, opts ...func(*Options)) *env {
 	t.Helper()
-	e := &env{t: t, clock: newClock(), path: filepath.Join(t.TempDir(), "queue.bolt")}
+	return setupAt(t, filepath.Join(t.TempDir(), "queue.bolt"), opts...)
+}
+
+// setupAt is setup on a store file the test has prepared.
+func setupAt(t *testing.T, path string, opts ...func(*Options)) *env {
+	t.Helper()
+	e := &env{t: t, clock: newClock(), path: path}
 	e.opts = Options{Now: e.clock.Now, Logger: testlog.New(t), JanitorInterval: time.Hour}
 	for _, o := range opts {
 		o(&e.opts)

@@ -2,9 +2,8 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 var timeZero time.Time
@@ -51,75 +50,58 @@ func (s *Store) Trim(ctx context.Context) (TrimResult, error) {
 	return r, err
 }
 
-// trimFinished deletes the oldest finished jobs beyond limit, and every one that
-// finished before now-retention.
+// trimFinished deletes the jobs that finished first beyond limit, and every one
+// that finished before now-retention, walking the finish-time index from its
+// oldest end: the work is the jobs deleted, never the jobs kept.
 func (s *Store) trimFinished(ctx context.Context, st State, limit int, retention time.Duration) (int, error) {
 	total := 0
 	for {
-		n := 0
+		n, more := 0, false
 		err := s.admin(ctx, func(t *txn) error {
-			n = 0
-			b := t.done
-			if st == StateDead {
-				b = t.dead
-			}
-			var count int64
-			for _, q := range t.s.qByID {
-				count += q.counts[st]
-			}
-			excess := int(count) - limit
-			cutoff := t.now.Add(-retention).UnixNano()
-			var keys [][]byte
-			c := b.Cursor()
-			// Ids are in enqueue order, so the lowest ids are (about) the oldest:
-			// the excess is taken from the front, then anything past its age.
-			for k, v := c.First(); k != nil && len(keys) < defaultTrimBatch; k, v = c.Next() {
-				if len(keys) < excess || finishedAt(st, v) < cutoff {
-					keys = append(keys, append([]byte(nil), k...))
-				}
-			}
-			for _, k := range keys {
-				qid, err := t.removeFinished(b, st, k)
-				if err != nil {
-					return err
-				}
-				if err := t.deleteJob(getU64(k)); err != nil {
-					return err
-				}
-				if q := t.queueByID(qid); q != nil {
-					t.change.touch(q.name)
-				}
-			}
-			n = len(keys)
-			t.change.Removed += n
-			return nil
+			var err error
+			n, more, err = t.trimFinished(st, limit, retention, defaultTrimBatch)
+			return err
 		})
 		total += n
-		if err != nil || n < defaultTrimBatch {
+		if err != nil || !more {
 			return total, err
 		}
 	}
 }
 
-func finishedAt(st State, v []byte) int64 {
-	if st == StateDone {
-		dv, _ := parseDone(v)
-		return dv.finished
+// trimFinished deletes up to budget finished jobs of state st that are over the
+// limit or past their retention, oldest finish first, and reports whether more
+// are due.
+func (t *txn) trimFinished(st State, limit int, retention time.Duration, budget int) (n int, more bool, err error) {
+	_, byTime := t.finishedBuckets(st)
+	excess := t.countOf(st) - int64(limit)
+	cutoff := t.now.Add(-retention).UnixNano()
+	c := byTime.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.First() {
+		at, id := splitTimeKey(k)
+		if int64(n) >= excess && unixNano(at) >= cutoff {
+			return n, false, nil
+		}
+		if n == budget {
+			return n, true, nil
+		}
+		qid, ok, err := t.removeFinished(st, id)
+		if err != nil {
+			return n, false, err
+		}
+		if !ok {
+			return n, false, fmt.Errorf("%w: %s job %d is in the finish-time index only", ErrCorruptRecord, st, id)
+		}
+		if err := t.deleteJob(id); err != nil {
+			return n, false, err
+		}
+		if q := t.queueByID(qid); q != nil {
+			t.change.touch(q.name)
+		}
+		t.change.Removed++
+		n++
 	}
-	_, at, _ := parseDead(v)
-	return at
-}
-
-func (t *txn) removeFinished(b *bolt.Bucket, st State, k []byte) (uint16, error) {
-	var qid uint16
-	if st == StateDone {
-		dv, _ := parseDone(b.Get(k))
-		qid = dv.qid
-	} else {
-		qid, _, _ = parseDead(b.Get(k))
-	}
-	t.delta(qid, st, -1)
-	return qid, b.Delete(k)
+	return n, false, nil
 }
 
 func (s *Store) trimUnique(ctx context.Context) (int, error) {

@@ -106,7 +106,7 @@ var ErrBadCursor = fmt.Errorf("queue: bad cursor")
 
 // List returns a page of jobs: ready and running jobs oldest first (the order
 // they run in), scheduled and retrying jobs by due time, done and dead jobs
-// newest first. A page with a filter scans at most 10,000 entries; it may then
+// by finish time, the latest first. A page with a filter scans at most 10,000 entries; it may then
 // come back short, with Next set to go on.
 func (s *Store) List(f ListFilter) (Page, error) {
 	if f.State == 0 || int(f.State) >= numStates {
@@ -179,15 +179,14 @@ func (s *Store) List(f ListFilter) (Page, error) {
 				_, id := splitTimeKey(k)
 				return visit(k, id, getQid(v))
 			})
-		case StateDone:
-			more, err = walk(tx.Bucket(bucketDone), after, true, func(k, v []byte) (bool, error) {
-				dv, _ := parseDone(v)
-				return visit(k, getU64(k), dv.qid)
-			})
-		case StateDead:
-			more, err = walk(tx.Bucket(bucketDead), after, true, func(k, v []byte) (bool, error) {
-				qid, _, _ := parseDead(v)
-				return visit(k, getU64(k), qid)
+		case StateDone, StateDead:
+			b := tx.Bucket(bucketDoneAt)
+			if f.State == StateDead {
+				b = tx.Bucket(bucketDeadAt)
+			}
+			more, err = walk(b, after, true, func(k, v []byte) (bool, error) {
+				_, id := splitTimeKey(k)
+				return visit(k, id, getQid(v))
 			})
 		}
 		if err == nil && more {

@@ -263,7 +263,7 @@ func (s *Store) init(crashed []uint64) error {
 	var rescued, struck, killed int
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketJobs, bucketQueues, bucketReady, bucketRunning,
-			bucketScheduled, bucketRetry, bucketDone, bucketDead, bucketUnique, bucketUniqueExp,
+			bucketScheduled, bucketRetry, bucketDone, bucketDead, bucketDoneAt, bucketDeadAt, bucketUnique, bucketUniqueExp,
 			bucketCounts, bucketStats} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -274,8 +274,16 @@ func (s *Store) init(crashed []uint64) error {
 			if err := meta.Put(keyFormat, []byte{storeFormat}); err != nil {
 				return err
 			}
-		} else if len(f) != 1 || f[0] != storeFormat {
-			return fmt.Errorf("queue: %s has store format %v; this conveyor reads format %d", s.path, f, storeFormat)
+		} else if len(f) != 1 || f[0] == 0 || f[0] > storeFormat {
+			return fmt.Errorf("queue: %s has store format %v; this conveyor reads formats 1 to %d (a newer conveyor wrote it?)", s.path, f, storeFormat)
+		} else if f[0] < storeFormat {
+			if err := migrate(tx, f[0]); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, []byte{storeFormat}); err != nil {
+				return err
+			}
+			s.log.Info("migrated the queue file to a new format", "from", f[0], "to", storeFormat)
 		}
 		if err := s.loadQueues(tx); err != nil {
 			return err

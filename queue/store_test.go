@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -738,6 +739,56 @@ func TestTrimRetention(t *testing.T) {
 	if n := e.s.Counts()[StateDone]; n != 0 {
 		t.Fatalf("done left %d", n)
 	}
+}
+
+// TestFinishedJobsGoByFinishTime: retention trims, and lists show first, by
+// when a job finished, not by when it was enqueued. A job that dies after weeks
+// of retries is the newest dead job, not the first one removed.
+func TestFinishedJobsGoByFinishTime(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.DeadLimit = 2 })
+	ctx := context.Background()
+	c := e.consumer("default")
+	slow := e.enqueue(NewJob{MaxAttempts: 2})
+	j := take(t, c)
+	if err := c.Fail(j, AttemptError{Message: "try later"}, e.clock.Now().Add(20*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var quick []uint64
+	for range 2 {
+		quick = append(quick, e.enqueue(NewJob{}).ID)
+		if err := c.Kill(take(t, c), AttemptError{Message: "no"}); err != nil {
+			t.Fatal(err)
+		}
+		e.flush()
+	}
+	e.advance(20 * 24 * time.Hour)
+	if j := take(t, c); j.ID != slow.ID {
+		t.Fatalf("claimed %d, want the retried job %d", j.ID, slow.ID)
+	} else if err := c.Fail(j, AttemptError{Message: "for good"}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	e.flush()
+	page, err := e.s.List(ListFilter{State: StateDead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, j := range page.Jobs {
+		ids = append(ids, j.ID)
+	}
+	if want := []uint64{slow.ID, quick[1], quick[0]}; !slices.Equal(ids, want) {
+		t.Fatalf("dead jobs listed %v, want the latest death first %v", ids, want)
+	}
+	res, err := e.s.Trim(ctx)
+	if err != nil || res.Dead != 1 {
+		t.Fatalf("trim: %+v %v", res, err)
+	}
+	if _, err := e.s.Get(quick[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the first job to die was kept: %v", err)
+	}
+	e.wantState(slow.ID, StateDead)
+	e.wantState(quick[1], StateDead)
 }
 
 func TestSubscribeSeesCommits(t *testing.T) {

@@ -17,6 +17,7 @@ type txn struct {
 	nowNs int64
 
 	jobs, running, scheduled, retry, done, dead *bolt.Bucket
+	doneAt, deadAt                              *bolt.Bucket
 	unique, uexp, counts, stats, queuesB, ready *bolt.Bucket
 	readyQ                                      map[uint16]*bolt.Bucket
 
@@ -54,6 +55,8 @@ func (s *Store) newTxn(tx *bolt.Tx, now time.Time) *txn {
 		retry:     tx.Bucket(bucketRetry),
 		done:      tx.Bucket(bucketDone),
 		dead:      tx.Bucket(bucketDead),
+		doneAt:    tx.Bucket(bucketDoneAt),
+		deadAt:    tx.Bucket(bucketDeadAt),
 		unique:    tx.Bucket(bucketUnique),
 		uexp:      tx.Bucket(bucketUniqueExp),
 		counts:    tx.Bucket(bucketCounts),
@@ -70,6 +73,8 @@ func (s *Store) newTxn(tx *bolt.Tx, now time.Time) *txn {
 	t.jobs.FillPercent = 1.0
 	t.done.FillPercent = 1.0
 	t.dead.FillPercent = 1.0
+	t.doneAt.FillPercent = 1.0
+	t.deadAt.FillPercent = 1.0
 	t.running.FillPercent = 0.9
 	t.jobsC = t.jobs.Cursor()
 	t.runC = t.running.Cursor()
@@ -209,13 +214,71 @@ func (t *txn) putDead(j *Job, qid uint16) error {
 	if err := t.putRecord(j); err != nil {
 		return err
 	}
-	if err := t.dead.Put(u64(j.ID), deadBytes(qid, t.nowNs)); err != nil {
+	if err := t.putFinished(StateDead, j.ID, qid, deadBytes(qid, t.nowNs)); err != nil {
 		return err
 	}
-	t.delta(qid, StateDead, 1)
 	t.change.Dead++
 	t.change.touch(j.Queue)
 	return t.releaseUnique(j.UniqueKey, j.ID, true)
+}
+
+// putFinished adds a job (already out of its previous index) to done or dead,
+// by id and by finish time; the time index is what retention and the newest-
+// first lists walk.
+func (t *txn) putFinished(st State, id uint64, qid uint16, val []byte) error {
+	b, byTime := t.finishedBuckets(st)
+	if err := b.Put(u64(id), val); err != nil {
+		return err
+	}
+	t.delta(qid, st, 1)
+	return byTime.Put(timeKey(fromNano(t.nowNs), id), qidKey(qid))
+}
+
+func (t *txn) finishedBuckets(st State) (byID, byTime *bolt.Bucket) {
+	if st == StateDead {
+		return t.dead, t.deadAt
+	}
+	return t.done, t.doneAt
+}
+
+// removeFinished takes a done or dead job out of both its indexes and returns
+// its queue (ok false: it was not there).
+func (t *txn) removeFinished(st State, id uint64) (qid uint16, ok bool, err error) {
+	b, byTime := t.finishedBuckets(st)
+	key := u64(id)
+	v := b.Get(key)
+	if v == nil {
+		return 0, false, nil
+	}
+	qid, at := finishedEntry(st, v)
+	t.delta(qid, st, -1)
+	if err := b.Delete(key); err != nil {
+		return 0, false, err
+	}
+	return qid, true, byTime.Delete(timeKey(fromNano(at), id))
+}
+
+// finishedEntry reads the queue and finish time of a done or dead entry.
+func finishedEntry(st State, v []byte) (qid uint16, at int64) {
+	if st == StateDone {
+		dv, _ := parseDone(v)
+		return dv.qid, dv.finished
+	}
+	qid, at, _ = parseDead(v)
+	return qid, at
+}
+
+// countOf is the number of jobs in state st across all queues, as of this
+// point of the transaction.
+func (t *txn) countOf(st State) int64 {
+	var n int64
+	for _, q := range t.s.qByID {
+		n += q.counts[st]
+	}
+	for _, d := range t.deltas {
+		n += d[st]
+	}
+	return n
 }
 
 func appendError(j *Job, ae AttemptError) {
@@ -390,10 +453,9 @@ func (t *txn) finish(f *finish) error {
 		if started == 0 {
 			started = rv.claimed
 		}
-		if err := t.done.Put(key, doneVal{qid: rv.qid, attempt: rv.attempt, started: started, finished: t.nowNs}.bytes()); err != nil {
+		if err := t.putFinished(StateDone, id, rv.qid, doneVal{qid: rv.qid, attempt: rv.attempt, started: started, finished: t.nowNs}.bytes()); err != nil {
 			return err
 		}
-		t.delta(rv.qid, StateDone, 1)
 		t.processed++
 		t.change.Done++
 		if !rv.unique {
@@ -464,9 +526,8 @@ func retrySecond(at time.Time) time.Time {
 // record never wedges its queue. The record is left as it is for inspection.
 func (t *txn) quarantine(id uint64, qid uint16, cause error) error {
 	t.s.log.Error("job record unreadable; moved to dead", "job", id, "err", cause)
-	t.delta(qid, StateDead, 1)
 	t.change.Dead++
-	return t.dead.Put(u64(id), deadBytes(qid, t.nowNs))
+	return t.putFinished(StateDead, id, qid, deadBytes(qid, t.nowNs))
 }
 
 // claimFor claims as many ready jobs as the consumer has room for.

@@ -1,0 +1,145 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// loadDump builds a bbolt file from a text dump of its buckets (the format of
+// testdata/store-format*.txt), with bbolt alone: the fixture says what an old
+// release wrote, byte for byte, and owes nothing to today's code.
+func loadDump(t *testing.T, dump, path string) {
+	t.Helper()
+	f, err := os.Open(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		bucket := func(p string) (*bolt.Bucket, error) {
+			parts := strings.Split(p, "/")
+			b, err := tx.CreateBucketIfNotExists([]byte(parts[0]))
+			for _, part := range parts[1:] {
+				if err != nil {
+					return nil, err
+				}
+				name, herr := hex.DecodeString(part)
+				if herr != nil {
+					return nil, herr
+				}
+				b, err = b.CreateBucketIfNotExists(name)
+			}
+			return b, err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			if len(fs) == 0 || strings.HasPrefix(fs[0], "#") {
+				continue
+			}
+			b, err := bucket(fs[1])
+			if err != nil {
+				return err
+			}
+			switch fs[0] {
+			case "seq":
+				n, err := strconv.ParseUint(fs[2], 10, 64)
+				if err != nil {
+					return err
+				}
+				if err := b.SetSequence(n); err != nil {
+					return err
+				}
+			case "kv":
+				k, err := hex.DecodeString(fs[2])
+				if err != nil {
+					return err
+				}
+				var v []byte
+				if len(fs) > 3 {
+					if v, err = hex.DecodeString(fs[3]); err != nil {
+						return err
+					}
+				}
+				if err := b.Put(k, v); err != nil {
+					return err
+				}
+			}
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		t.Fatalf("load %s: %v", dump, err)
+	}
+}
+
+// TestOpensAndMigratesFormat1 opens a store written by the first release and
+// finds every job where it was, with the indexes the later formats added.
+func TestOpensAndMigratesFormat1(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "queue.bolt")
+	loadDump(t, filepath.Join("testdata", "store-format1.txt"), path)
+	e := setupAt(t, path)
+	e.clock.Advance(time.Minute)
+	want := map[uint64]State{1: StateDone, 2: StateDead, 3: StateRetry, 4: StateReady, 5: StateScheduled, 6: StateReady,
+		7: StateReady} // 7 was running: a clean stop, nobody is struck
+	for id, st := range want {
+		j := e.wantState(id, st)
+		if want := `{"n":` + strconv.FormatUint(id, 10) + `}`; string(j.Args) != want || j.Class != "FixtureJob" {
+			t.Fatalf("job %d: %+v", id, j)
+		}
+		if j.Orphans != 0 {
+			t.Fatalf("job %d struck by the upgrade: %+v", id, j)
+		}
+	}
+	if j := e.get(1); j.Context["account_id"] != "7" || j.Attempt != 1 {
+		t.Fatalf("done job %+v", j)
+	}
+	if j := e.get(2); len(j.Errors) != 1 || j.Errors[0].Message != "killed for the fixture" {
+		t.Fatalf("dead job %+v", j)
+	}
+	if q, _ := e.s.Queue("paused"); !q.Paused {
+		t.Fatal("the paused queue is not paused")
+	}
+	for key, holder := range map[string]uint64{"fixture-dead": 2, "fixture-ready": 4} {
+		if r := e.enqueue(NewJob{UniqueKey: key, Queue: "other"}); !r.Duplicate || r.ID != holder {
+			t.Fatalf("key %q: %+v, want held by %d", key, r, holder)
+		}
+	}
+	for st, id := range map[State]uint64{StateDone: 1, StateDead: 2} {
+		page, err := e.s.List(ListFilter{State: st})
+		if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != id {
+			t.Fatalf("list %s: %+v %v", st, page, err)
+		}
+	}
+	// The migrated store works on: run the ready jobs, trim by age.
+	c := e.consumer("default", "running")
+	for range 2 {
+		if err := c.Ack(take(t, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.flush()
+	e.wantState(4, StateDone)
+	e.wantState(7, StateDone)
+	e.clock.Advance(DefaultDoneRetention + time.Hour)
+	if res, err := e.s.Trim(context.Background()); err != nil || res.Done != 3 {
+		t.Fatalf("trim after the migration: %+v %v", res, err)
+	}
+	e.reopen()
+}
