@@ -276,8 +276,10 @@ func (p *Pool) settle(l *lane, j *queue.Job, cls Class, err error) {
 		p.report(l.c.Ack(j))
 		return
 	}
-	if p.runCtx.Err() != nil {
-		// Interrupted by shutdown: back to ready without spending the attempt.
+	if p.runCtx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Interrupted by shutdown (the handler returned its context's own
+		// cancellation): back to ready without spending the attempt. Any other
+		// error is the attempt's outcome, shutdown or not.
 		p.report(l.c.Release(j))
 		return
 	}

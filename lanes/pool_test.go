@@ -278,6 +278,61 @@ func TestStopCancelsAfterTimeoutAndSpendsNoAttempt(t *testing.T) {
 	}
 }
 
+// TestStopKeepsRealFailures: after the shutdown cancels the jobs' contexts,
+// only a handler that returns that cancellation gets its job back untouched; a
+// real failure (an authentication error, a Discard, any other error) is the
+// attempt's outcome, as it would be at any other time.
+func TestStopKeepsRealFailures(t *testing.T) {
+	t.Parallel()
+	outcomes := map[string]func(ctx context.Context) error{
+		"ReturnsCancel": func(ctx context.Context) error { return fmt.Errorf("interrupted: %w", ctx.Err()) },
+		"AuthFails": func(context.Context) error {
+			return &KindError{Kind: "authentication", Err: errors.New("session expired")}
+		},
+		"Discards": func(context.Context) error { return Discard(errors.New("bad args")) },
+		"Fails":    func(context.Context) error { return errors.New("upstream 500") },
+	}
+	started := make(chan struct{}, len(outcomes))
+	var classes []Class
+	for name, outcome := range outcomes {
+		classes = append(classes, Class{Name: name, Queue: "q", Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			return outcome(ctx)
+		})})
+	}
+	r := newRig(t, Topology{Lanes: []Lane{{Name: "main", Queues: []string{"q"}, Concurrency: len(outcomes)}}},
+		Options{ShutdownTimeout: time.Millisecond}, classes...)
+	r.pool.Start()
+	ids := map[string]uint64{}
+	for name := range outcomes {
+		ids[name] = r.enqueue(name, "q", "")
+	}
+	for range outcomes {
+		<-started
+	}
+	if err := r.pool.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]struct {
+		st      queue.State
+		attempt int
+	}{
+		"ReturnsCancel": {queue.StateReady, 0},
+		"AuthFails":     {queue.StateDead, 1},
+		"Discards":      {queue.StateDead, 1},
+		"Fails":         {queue.StateRetry, 1},
+	} {
+		j, err := r.s.Get(ids[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != want.st || j.Attempt != want.attempt {
+			t.Errorf("%s after stop: %s attempt %d, want %s attempt %d", name, j.State, j.Attempt, want.st, want.attempt)
+		}
+	}
+}
+
 func TestStopWaitsForRunningJobs(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
