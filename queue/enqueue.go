@@ -52,8 +52,9 @@ func (s *Store) EnqueueMany(ctx context.Context, jobs []NewJob) ([]Result, error
 	}
 }
 
-// normalize validates a job and fills defaults; the job keeps no memory the
-// caller may change later.
+// normalize validates a job and fills defaults. The job it leaves shares no
+// memory with the caller's (args and context are copied): the writer reads it
+// after the call may have returned.
 func (s *Store) normalize(nj *NewJob) *ValidationError {
 	bad := func(field, format string, a ...any) *ValidationError {
 		return &ValidationError{Field: field, Reason: fmt.Sprintf(format, a...)}
@@ -73,9 +74,9 @@ func (s *Store) normalize(nj *NewJob) *ValidationError {
 	case !json.Valid(args):
 		return bad("args", "not valid JSON")
 	default:
-		// No copy: the args are read only until the call returns, by which time
-		// they are encoded into the record.
-		nj.Args = args
+		// A copy: the writer encodes the args later, and a caller whose ctx
+		// ends first gets its call back before that.
+		nj.Args = bytes.Clone(args)
 	}
 	switch {
 	case nj.MaxAttempts < 0:

@@ -309,6 +309,37 @@ func TestUniqueForExpiredKeyIsTakenOverWithoutTrim(t *testing.T) {
 	}
 }
 
+// TestEnqueueKeepsNoCallerMemory: a caller whose ctx ends before the commit
+// gets its call back and may reuse its buffers; the job is written as it was
+// handed over.
+func TestEnqueueKeepsNoCallerMemory(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	hold, held := make(chan struct{}), make(chan struct{})
+	go e.s.admin(context.Background(), func(*txn) error { // holds the writer
+		close(held)
+		<-hold
+		return nil
+	})
+	<-held
+	args := []byte(`{"n":1}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.s.Enqueue(ctx, NewJob{Class: "C", Queue: "default", Args: args}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("enqueue with an ended ctx: %v", err)
+	}
+	copy(args, `{"n":2}`)
+	close(hold)
+	e.flush()
+	page, err := e.s.List(ListFilter{State: StateReady})
+	if err != nil || len(page.Jobs) != 1 {
+		t.Fatalf("list: %+v %v", page, err)
+	}
+	if got := string(page.Jobs[0].Args); got != `{"n":1}` {
+		t.Fatalf("stored args %s, want what was handed over", got)
+	}
+}
+
 func TestBatchIsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
