@@ -16,14 +16,19 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) .
 
+# Tests are built with the queue's failpoints compiled in (queue/failpoint.go);
+# the product's build never has them.
+TESTTAGS := -tags failpoints
+
 # test: everything CI runs — vet, gofmt, and the race-enabled test suite
 # (with the short variants of the crash loop and the fuzz targets).
 # The race detector needs cgo (gcc is on every Debian machine with Go).
 test: vet fmt
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	CGO_ENABLED=1 $(GO) test $(TESTTAGS) -race -count=1 -timeout 20m $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet $(TESTTAGS) $(PKGS)
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -34,14 +39,14 @@ bench: build
 
 # chaos: the long crash loop (50 SIGKILLs) and the long random-model run.
 chaos:
-	CONVEYOR_CHAOS=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Model|Chaos|Kill' $(PKGS)
+	CONVEYOR_CHAOS=1 $(GO) test $(TESTTAGS) -count=1 -timeout 60m -run 'Crash|Model|Chaos|Kill' $(PKGS)
 
 # fuzz: each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; $(GO) test $(TESTTAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
 

@@ -9,13 +9,16 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-func (s *Store) qidOf(name string) (uint16, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if q := s.queues[name]; q != nil {
-		return q.id, true
+// txQid resolves a queue name in the transaction's own view of the file: the
+// in-memory mirror is updated only after a commit returns, and a reader must
+// not miss a queue committed just before it.
+func txQid(tx *bolt.Tx) func(string) (uint16, bool) {
+	return func(name string) (uint16, bool) {
+		if v := tx.Bucket(bucketQueues).Get([]byte(name)); len(v) >= 2 {
+			return getQid(v), true
+		}
+		return 0, false
 	}
-	return 0, false
 }
 
 // locate finds which state index holds the job and fills in what that index
@@ -72,7 +75,7 @@ func (s *Store) Get(id uint64) (*Job, error) {
 		if j, err = decodeRecord(id, v); err != nil {
 			return err
 		}
-		j.State, err = locate(tx, j, s.qidOf)
+		j.State, err = locate(tx, j, txQid(tx))
 		return err
 	})
 	if err != nil {
@@ -124,15 +127,13 @@ func (s *Store) List(f ListFilter) (Page, error) {
 			return Page{}, ErrBadCursor
 		}
 	}
-	wantQid, hasQueue := uint16(0), f.Queue != ""
-	if hasQueue {
-		var ok bool
-		if wantQid, ok = s.qidOf(f.Queue); !ok {
-			return Page{}, nil
-		}
-	}
+	hasQueue := f.Queue != ""
 	var page Page
 	err := s.db.View(func(tx *bolt.Tx) error {
+		wantQid, known := txQid(tx)(f.Queue)
+		if hasQueue && !known {
+			return nil
+		}
 		jobs := tx.Bucket(bucketJobs)
 		scanned := 0
 		var last []byte
@@ -154,7 +155,7 @@ func (s *Store) List(f ListFilter) (Page, error) {
 			if f.Class != "" && j.Class != f.Class {
 				return scanned < maxListScan, nil
 			}
-			if j.State, err = locate(tx, j, s.qidOf); err != nil {
+			if j.State, err = locate(tx, j, txQid(tx)); err != nil {
 				return false, err
 			}
 			page.Jobs = append(page.Jobs, j)
@@ -253,7 +254,7 @@ func (s *Store) listReady(tx *bolt.Tx, queue string, after []byte, visit func(k 
 		}
 		qid := getQid(name)
 		if queue != "" {
-			if want, _ := s.qidOf(queue); want != qid {
+			if want, _ := txQid(tx)(queue); want != qid {
 				return nil
 			}
 		}

@@ -269,6 +269,9 @@ func (s *Store) snapshotConsumers() []*Consumer {
 func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueReq, fin []finish) error {
 	var t *txn
 	t0 := time.Now()
+	if len(fin) > 0 {
+		s.failpoint(FailpointBeforeAckCommit)
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t = s.newTxn(tx, now)
 		for i := range fin {
@@ -276,10 +279,16 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 				return err
 			}
 		}
-		for _, r := range enq {
+		for i, r := range enq {
+			if i == len(enq)/2 && i > 0 {
+				s.failpoint(FailpointMidGroupCommit)
+			}
 			if err := t.enqueue(r); err != nil {
 				return err
 			}
+		}
+		if !s.nextDue.IsZero() && !s.nextDue.After(now) {
+			s.failpoint(FailpointBeforePromote)
 		}
 		if err := t.promote(defaultPromoteBatch); err != nil {
 			return err
@@ -292,7 +301,11 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 		if err := t.computeNextDue(); err != nil {
 			return err
 		}
-		return t.flushCounts()
+		if err := t.flushCounts(); err != nil {
+			return err
+		}
+		s.failpoint(FailpointBeforeCommit)
+		return nil
 	})
 	if err != nil {
 		for _, r := range enq {
@@ -301,6 +314,7 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 		}
 		return err
 	}
+	s.failpoint(FailpointAfterCommit)
 	s.applyTxn(t)
 	// The callers the next commit can expect: those this one answers (they
 	// come back) and those that arrived while it ran (they wait already) —
@@ -354,9 +368,14 @@ func (s *Store) runAdmin(a *adminReq) {
 		if err := t.computeNextDue(); err != nil {
 			return err
 		}
-		return t.flushCounts()
+		if err := t.flushCounts(); err != nil {
+			return err
+		}
+		s.failpoint(FailpointBeforeCommit)
+		return nil
 	})
 	if a.err == nil {
+		s.failpoint(FailpointAfterCommit)
 		s.applyTxn(t)
 		if a.after != nil {
 			a.after()
