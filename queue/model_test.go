@@ -342,7 +342,7 @@ func (m *modelWorker) finishOne() error {
 	m.held = slices.Delete(m.held, i, i+1)
 	mj := m.jobs[j.ID]
 	if m.rnd.IntN(2) == 0 {
-		if err := m.c.Begin(context.Background(), j); err != nil {
+		if err := m.c.Begin(context.Background(), j, 0); err != nil {
 			return err
 		}
 	}
@@ -505,7 +505,7 @@ func (m *modelWorker) verifyAll() error {
 
 func (m *modelWorker) beginAllHeld() error {
 	for _, j := range m.held {
-		if err := m.c.Begin(context.Background(), j); err != nil {
+		if err := m.c.Begin(context.Background(), j, 0); err != nil {
 			return err
 		}
 	}
@@ -520,7 +520,7 @@ func (m *modelWorker) rescued() {
 		mj.attempt++
 		mj.orphans++
 		mj.state = StateReady
-		if mj.orphans >= 3 {
+		if mj.orphans >= 3 || mj.attempt >= mj.maxAttempts {
 			mj.state = StateDead
 			m.release(mj)
 		}

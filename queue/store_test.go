@@ -527,6 +527,22 @@ func TestRescueOrphans(t *testing.T) {
 	}
 }
 
+// TestCrashSpendsTheLastAttempt: a crash spends the attempt it interrupted, so
+// a job on its last attempt goes to dead, as it would after a failure.
+func TestCrashSpendsTheLastAttempt(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.enqueue(NewJob{MaxAttempts: 1})
+	c := e.consumer("default")
+	if err := c.Begin(context.Background(), take(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	e.crash(nil)
+	if j := e.wantState(r.ID, StateDead); j.Attempt != 1 || j.Orphans != 1 {
+		t.Fatalf("job after the crash: %+v", j)
+	}
+}
+
 // waitWaiters waits until n Begins wait at the crash guard's gate. It is
 // bounded by the test's deadline: a Begin that does not wait never counts.
 func waitWaiters(t *testing.T, s *Store, n int) {

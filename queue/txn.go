@@ -690,7 +690,8 @@ func (t *txn) stateOf(id uint64) (State, error) {
 // holds the jobs a worker was running when the previous process died (the
 // running journal's slots): each of them was interrupted by the crash — it
 // spends the attempt, gains an orphan strike and an error, goes to dead at
-// maxOrphans strikes, and otherwise comes back a suspect, to run alone. Any
+// maxOrphans strikes or when that was its last attempt, and otherwise comes
+// back a suspect, to run alone. Any
 // other running job was only claimed (or its handler had returned): it goes
 // back untouched.
 func (t *txn) rescueOrphans(maxOrphans int, crashed map[uint64]bool) (rescued, struck, killed int, err error) {
@@ -740,7 +741,9 @@ func (t *txn) rescueOrphans(maxOrphans int, crashed map[uint64]bool) (rescued, s
 			msg = fmt.Sprintf("crashed the worker %d times", j.Orphans)
 		}
 		appendError(j, AttemptError{Attempt: j.Attempt, Class: "Orphaned", Message: msg, At: t.now})
-		if j.Orphans >= maxOrphans {
+		// The crash spent the attempt: out of attempts is dead, as after a
+		// failure.
+		if j.Orphans >= maxOrphans || j.Attempt >= j.MaxAttempts {
 			killed++
 			if err := t.putDead(j, e.rv.qid); err != nil {
 				return 0, 0, 0, err
