@@ -2,7 +2,10 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Pause stops lanes from claiming jobs of the queue; enqueues still land in it.
@@ -154,6 +157,82 @@ func (t *txn) removeIndexed(j *Job, st State) (uint16, error) {
 	return 0, ErrRunning
 }
 
+// discardUnreadable deletes a job whose record cannot be decoded: it finds the
+// job's index entry without the record (a scan of the timed indexes: a rare
+// path), frees the keys it holds, and deletes the record.
+func (t *txn) discardUnreadable(id uint64) error {
+	key := u64(id)
+	if t.running.Get(key) != nil {
+		return ErrRunning
+	}
+	found := false
+	for _, st := range []State{StateDone, StateDead} {
+		qid, ok, err := t.removeFinished(st, id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			found = true
+			t.touchQueue(qid)
+		}
+	}
+	if !found {
+		err := t.ready.ForEach(func(name, v []byte) error {
+			if b := t.ready.Bucket(name); v == nil && b != nil && b.Get(key) != nil {
+				found = true
+				qid := getQid(name)
+				t.delta(qid, StateReady, -1)
+				t.touched[qid] = true
+				t.touchQueue(qid)
+				return b.Delete(key)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, tb := range []struct {
+		b  *bolt.Bucket
+		st State
+	}{{t.scheduled, StateScheduled}, {t.retry, StateRetry}} {
+		if found {
+			break
+		}
+		var hit []byte
+		var qid uint16
+		tb.b.ForEach(func(k, v []byte) error {
+			if _, kid := splitTimeKey(k); kid == id && hit == nil {
+				hit, qid = append([]byte(nil), k...), getQid(v)
+			}
+			return nil
+		})
+		if hit != nil {
+			found = true
+			t.delta(qid, tb.st, -1)
+			t.touchQueue(qid)
+			if err := tb.b.Delete(hit); err != nil {
+				return err
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: job %d has an unreadable record and is in no state index", ErrCorruptRecord, id)
+	}
+	if err := t.forgetKeysOf(id); err != nil {
+		return err
+	}
+	t.change.Removed++
+	t.change.op(fmt.Sprintf("discard %d", id))
+	return t.jobs.Delete(key)
+}
+
+func (t *txn) touchQueue(qid uint16) {
+	if q := t.queueByID(qid); q != nil {
+		t.change.touch(q.name)
+	}
+}
+
 // lookup loads a job and its state inside the writer's transaction.
 func (t *txn) lookup(id uint64) (*Job, State, error) {
 	v := t.jobs.Get(u64(id))
@@ -236,7 +315,8 @@ func (t *txn) retakeUnique(j *Job) error {
 }
 
 // Discard deletes a job that is not running, whatever its state, and frees its
-// unique key. It returns ErrRunning for a running job.
+// unique key. It returns ErrRunning for a running job. A job whose record is
+// unreadable (quarantined in dead, or found so here) is deleted too.
 func (s *Store) Discard(ctx context.Context, id uint64) error {
 	return s.admin(ctx, func(t *txn) error { return t.discard(id) })
 }
@@ -244,6 +324,9 @@ func (s *Store) Discard(ctx context.Context, id uint64) error {
 // discard is Discard inside the writer's transaction.
 func (t *txn) discard(id uint64) error {
 	j, st, err := t.lookup(id)
+	if errors.Is(err, ErrCorruptRecord) {
+		return t.discardUnreadable(id)
+	}
 	if err != nil {
 		return err
 	}

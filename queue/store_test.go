@@ -543,6 +543,53 @@ func TestCrashSpendsTheLastAttempt(t *testing.T) {
 	}
 }
 
+// corruptRecord overwrites a job's record with bytes that do not decode.
+func (e *env) corruptRecord(id uint64) {
+	e.t.Helper()
+	err := e.s.admin(context.Background(), func(t *txn) error {
+		return t.jobs.Put(u64(id), []byte{recordFormat1, 0xff, 0xff})
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestUnreadableRecordsFreeTheirKeysAndCanBeDiscarded: a job whose record cannot
+// be decoded goes to dead when claimed, without keeping its unique key, and
+// can be discarded there, or where it waits.
+func TestUnreadableRecordsFreeTheirKeysAndCanBeDiscarded(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	claimed := e.enqueue(NewJob{UniqueKey: "claimed"})
+	waiting := e.enqueue(NewJob{Queue: "idle", UniqueKey: "waiting"})
+	later := e.enqueue(NewJob{Queue: "idle", RunAt: e.clock.Now().Add(time.Hour), UniqueKey: "later"})
+	for _, id := range []uint64{claimed.ID, waiting.ID, later.ID} {
+		e.corruptRecord(id)
+	}
+	c := e.consumer("default")
+	noJob(t, e, c) // quarantined on the claim: nothing delivered
+	if q, _ := e.s.Queue("default"); q.Counts[StateDead] != 1 {
+		t.Fatalf("the unreadable job was not quarantined: %+v", q)
+	}
+	if r := e.enqueue(NewJob{Queue: "other", UniqueKey: "claimed"}); r.Duplicate {
+		t.Fatalf("a quarantined job keeps its unique key: %+v", r)
+	}
+	for _, id := range []uint64{claimed.ID, waiting.ID, later.ID} {
+		if err := e.s.Discard(ctx, id); err != nil {
+			t.Fatalf("discard of unreadable job %d: %v", id, err)
+		}
+		if _, err := e.s.Get(id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("discarded job %d: %v", id, err)
+		}
+	}
+	for _, key := range []string{"waiting", "later"} {
+		if r := e.enqueue(NewJob{Queue: "other", UniqueKey: key}); r.Duplicate {
+			t.Fatalf("a discarded job keeps its unique key: %+v", r)
+		}
+	}
+}
+
 // waitWaiters waits until n Begins wait at the crash guard's gate. It is
 // bounded by the test's deadline: a Begin that does not wait never counts.
 func waitWaiters(t *testing.T, s *Store, n int) {

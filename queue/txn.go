@@ -523,11 +523,40 @@ func retrySecond(at time.Time) time.Time {
 }
 
 // quarantine moves a job whose record cannot be read to dead, so that one corrupt
-// record never wedges its queue. The record is left as it is for inspection.
+// record never wedges its queue, and frees the unique keys it holds. The record
+// is left as it is for inspection; Discard deletes it.
 func (t *txn) quarantine(id uint64, qid uint16, cause error) error {
 	t.s.log.Error("job record unreadable; moved to dead", "job", id, "err", cause)
 	t.change.Dead++
+	if err := t.forgetKeysOf(id); err != nil {
+		return err
+	}
 	return t.putFinished(StateDead, id, qid, deadBytes(qid, t.nowNs))
+}
+
+// forgetKeysOf frees every unique key held for the job, found without its
+// record (which may be unreadable): the rare path of a corrupt record scans
+// the key index.
+func (t *txn) forgetKeysOf(id uint64) error {
+	if key, err := recordUniqueKey(seekGet(t.jobsC, u64(id))); err == nil {
+		return t.forgetUnique(key, id)
+	}
+	var keys []string
+	err := t.unique.ForEach(func(k, v []byte) error {
+		if uv, ok := parseUnique(v); ok && uv.id == id {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := t.forgetUnique(k, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // claimFor claims as many ready jobs as the consumer has room for.
