@@ -259,6 +259,9 @@ func (c *Consumer) Begin(ctx context.Context, j *Job) error {
 }
 
 func (c *Consumer) end(j *Job, f finish) error {
+	if !atomic.CompareAndSwapUint32(&j.claim.ended, 0, 1) {
+		return ErrFinished
+	}
 	cl := j.claim
 	if cl.begun {
 		// The handler has returned: whatever happens now, it did not kill the

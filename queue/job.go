@@ -111,8 +111,9 @@ type claimInfo struct {
 	cost    int64 // what it counts against MaxPrefetchBytes
 	suspect bool  // struck by a crash: its attempt runs alone (see journal.go)
 	begun   bool
-	started int64 // when Begin ran, unix ns
-	slot    int32 // its slot in the running journal while begun (-1: none)
+	started int64  // when Begin ran, unix ns
+	slot    int32  // its slot in the running journal while begun (-1: none)
+	ended   uint32 // set (atomically) by the first finishing call
 }
 
 // Context keys the failure pipeline and dashboard understand.

@@ -691,6 +691,33 @@ func TestCloseCommitsYoungFinishes(t *testing.T) {
 	}
 }
 
+// TestOneOutcomePerClaim: a second finishing call for the same claim is
+// refused and changes nothing (it used to lower the in-flight count again).
+func TestOneOutcomePerClaim(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	r := e.enqueue(NewJob{})
+	c := e.consumer("default")
+	j := take(t, c)
+	if err := c.Ack(j); err != nil {
+		t.Fatal(err)
+	}
+	for _, again := range []func() error{
+		func() error { return c.Ack(j) },
+		func() error { return c.Fail(j, AttemptError{}, time.Time{}) },
+		func() error { return c.Release(j) },
+	} {
+		if err := again(); !errors.Is(err, ErrFinished) {
+			t.Fatalf("a second outcome: %v", err)
+		}
+	}
+	e.flush()
+	e.wantState(r.ID, StateDone)
+	if n, b := c.inflight.Load(), c.inflightBytes.Load(); n != 0 || b != 0 {
+		t.Fatalf("in flight after one ack: %d jobs, %d bytes", n, b)
+	}
+}
+
 func TestCloseReleasesUnstartedJobs(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
