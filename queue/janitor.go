@@ -104,33 +104,47 @@ func (t *txn) trimFinished(st State, limit int, retention time.Duration, budget 
 	return n, false, nil
 }
 
+// trimUnique frees the keys of finished jobs whose UniqueFor window has passed,
+// all of them, in transactions of at most defaultTrimBatch.
 func (s *Store) trimUnique(ctx context.Context) (int, error) {
-	n := 0
-	err := s.admin(ctx, func(t *txn) error {
-		n = 0
-		var keys [][]byte
-		c := t.uexp.Cursor()
-		for k, _ := c.First(); k != nil && len(keys) < defaultTrimBatch; k, _ = c.Next() {
-			if int64(getU64(k[:8])) > t.nowNs {
-				break
-			}
-			keys = append(keys, append([]byte(nil), k...))
+	total := 0
+	for {
+		n, more := 0, false
+		err := s.admin(ctx, func(t *txn) error {
+			var err error
+			n, more, err = t.trimUnique(defaultTrimBatch)
+			return err
+		})
+		total += n
+		if err != nil || !more {
+			return total, err
 		}
-		for _, k := range keys {
-			if err := t.uexp.Delete(k); err != nil {
-				return err
-			}
-			uk := k[8:]
-			if uv, ok := parseUnique(t.unique.Get(uk)); ok && uv.finished && uv.until <= t.nowNs {
-				if err := t.unique.Delete(uk); err != nil {
-					return err
-				}
+	}
+}
+
+// trimUnique frees up to budget expired keys, earliest expiry first, and
+// reports whether more have expired.
+func (t *txn) trimUnique(budget int) (n int, more bool, err error) {
+	c := t.uexp.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.First() {
+		if int64(getU64(k[:8])) > t.nowNs {
+			return n, false, nil
+		}
+		if n == budget {
+			return n, true, nil
+		}
+		uk := append([]byte(nil), k[8:]...)
+		if err := c.Delete(); err != nil {
+			return n, false, err
+		}
+		if uv, ok := parseUnique(t.unique.Get(uk)); ok && uv.finished && uv.until <= t.nowNs {
+			if err := t.unique.Delete(uk); err != nil {
+				return n, false, err
 			}
 		}
-		n = len(keys)
-		return nil
-	})
-	return n, err
+		n++
+	}
+	return n, false, nil
 }
 
 func (s *Store) trimStats(ctx context.Context) (int, error) {

@@ -340,6 +340,38 @@ func TestEnqueueKeepsNoCallerMemory(t *testing.T) {
 	}
 }
 
+// TestTrimFreesEveryExpiredKey: one retention pass frees every expired key,
+// however many (it used to free 10,000 a pass, so a faster rate grew the file
+// for ever).
+func TestTrimFreesEveryExpiredKey(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.NoSync = true })
+	ctx := context.Background()
+	const n = 10_050
+	batch := make([]NewJob, 0, 1000)
+	for i := range n {
+		batch = append(batch, NewJob{Class: "C", Queue: "default", UniqueKey: fmt.Sprintf("k%d", i), UniqueFor: time.Minute})
+		if len(batch) == cap(batch) || i == n-1 {
+			if _, err := e.s.EnqueueMany(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	c := e.s.mustConsume(t, ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 1000})
+	for range n {
+		if err := c.Ack(take(t, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.flush()
+	e.clock.Advance(2 * time.Minute)
+	res, err := e.s.Trim(ctx)
+	if err != nil || res.UniqueKeys != n {
+		t.Fatalf("trim freed %d keys (%v), want %d", res.UniqueKeys, err, n)
+	}
+}
+
 func TestBatchIsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
