@@ -22,7 +22,6 @@ const (
 	// DefaultAbandonAfter is how long Stop waits, after cancelling the jobs'
 	// contexts, for handlers that ignore them.
 	DefaultAbandonAfter = 5 * time.Second
-	leaseGrace          = time.Minute
 )
 
 // Options configure a Pool.
@@ -136,7 +135,7 @@ func (p *Pool) Start() error {
 		l.gateMu.Lock()
 		c, err := p.store.Consume(queue.ConsumerConfig{
 			Name: l.Name, Queues: l.Queues, Weights: l.Weights, Concurrency: l.Concurrency,
-			MaxPrefetch: p.opts.MaxPrefetch, Lease: DefaultTimeout + leaseGrace, Closed: !l.open || p.quiet.Load(),
+			MaxPrefetch: p.opts.MaxPrefetch, Closed: !l.open || p.quiet.Load(),
 		})
 		l.c = c
 		l.gateMu.Unlock()
@@ -249,21 +248,31 @@ func (p *Pool) report(err error) {
 func (p *Pool) run(l *lane, j *queue.Job) {
 	l.busy.Add(1)
 	defer l.busy.Add(-1)
-	if err := l.c.Begin(p.runCtx, j); err != nil {
+	cls, known := p.reg.Lookup(j.Class)
+	timeout := cmp.Or(cls.Timeout, DefaultTimeout)
+	// The attempt's lease is its timeout: past it, a handler that has not
+	// returned shows as stuck.
+	if err := l.c.Begin(p.runCtx, j, timeout); err != nil {
 		p.report(l.c.Release(j))
 		return
 	}
-	cls, known := p.reg.Lookup(j.Class)
 	h := p.handlers[j.Class]
 	var err error
 	if !known || h == nil {
 		err = &UnknownClassError{Class: j.Class}
 	} else {
-		ctx, cancel := context.WithTimeout(p.runCtx, cmp.Or(cls.Timeout, DefaultTimeout))
+		ctx, cancel := context.WithTimeout(p.runCtx, timeout)
+		stopWatch := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				p.log.Warn("job passed its timeout and its handler has not returned: stuck until it does",
+					"lane", l.Name, "job", j.ID, "class", j.Class, "timeout", timeout)
+			}
+		})
 		err = h.Perform(ctx, j)
 		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && p.runCtx.Err() == nil {
-			err = &TimeoutError{Timeout: cmp.Or(cls.Timeout, DefaultTimeout), Err: err}
+			err = &TimeoutError{Timeout: timeout, Err: err}
 		}
+		stopWatch()
 		cancel()
 	}
 	p.settle(l, j, cls, err)

@@ -107,6 +107,33 @@ func (r *rig) waitFor(id uint64, what string, cond func(*queue.Job) bool) *queue
 	}
 }
 
+// poll asks until the job satisfies cond, for what no commit announces (a job
+// becoming stuck). The pause between questions is not a guess at how long it
+// takes: the bound is the test's deadline.
+func (r *rig) poll(id uint64, what string, cond func(*queue.Job) bool) *queue.Job {
+	r.t.Helper()
+	ctx := context.Background()
+	if d, ok := r.t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-5*time.Second))
+		defer cancel()
+	}
+	for {
+		j, err := r.s.Get(id)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if cond(j) {
+			return j
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			r.t.Fatalf("job %d never became %s; it is %+v", id, what, j)
+		}
+	}
+}
+
 func (r *rig) waitState(id uint64, st queue.State) *queue.Job {
 	r.t.Helper()
 	return r.waitFor(id, st.String(), func(j *queue.Job) bool { return j.State == st })
@@ -331,6 +358,48 @@ func TestStopKeepsRealFailures(t *testing.T) {
 			t.Errorf("%s after stop: %s attempt %d, want %s attempt %d", name, j.State, j.Attempt, want.st, want.attempt)
 		}
 	}
+}
+
+// TestLeaseIsTheClassTimeout: an attempt's lease runs from its begin for its
+// class's timeout, however long; a handler that outlives it, ignoring its
+// context, shows as stuck while the lane's other workers go on.
+func TestLeaseIsTheClassTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	long := make(chan struct{}, 1)
+	r := newRig(t, Topology{Lanes: []Lane{{Name: "main", Queues: []string{"q"}, Concurrency: 3}}},
+		Options{ShutdownTimeout: time.Millisecond}, // the long job is cancelled at the end
+		Class{Name: "Long", Queue: "q", Timeout: 2 * time.Hour, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
+			long <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		})},
+		Class{Name: "Hangs", Queue: "q", Timeout: 20 * time.Millisecond, Handler: HandlerFunc(func(context.Context, *queue.Job) error {
+			<-release // ignores its context
+			return nil
+		})},
+	)
+	r.pool.Start()
+	longID := r.enqueue("Long", "q", "")
+	<-long
+	j, err := r.s.Get(longID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := j.LeaseUntil.Sub(j.StartedAt); got != 2*time.Hour || j.Stuck {
+		t.Fatalf("lease of a 2 h class: %v after the start (%+v)", got, j)
+	}
+	hung := r.enqueue("Hangs", "q", "")
+	j = r.poll(hung, "stuck", func(j *queue.Job) bool { return j.Stuck })
+	if j.State != queue.StateRunning || j.LeaseUntil.Sub(j.StartedAt) != 20*time.Millisecond {
+		t.Fatalf("stuck job %+v", j)
+	}
+	if ids := r.s.Stuck(); len(ids) != 1 || ids[0] != hung {
+		t.Fatalf("stuck jobs %v, want [%d]", ids, hung)
+	}
+	r.waitState(r.enqueue(NoopJob, "q", ""), queue.StateDone) // the lane goes on
+	close(release)
+	r.waitState(hung, queue.StateDone)
 }
 
 func TestStopWaitsForRunningJobs(t *testing.T) {

@@ -103,7 +103,7 @@ func processWith(b *testing.B, s *Store, n, workers int, finish func(*Consumer, 
 					if !ok {
 						return
 					}
-					c.Begin(context.Background(), j)
+					c.Begin(context.Background(), j, 0)
 					finish(c, j)
 					mu.Lock()
 					left--

@@ -31,9 +31,6 @@ type ConsumerConfig struct {
 	// never wait for a commit. The prefetch adapts to how fast jobs finish; slow
 	// lanes hold almost none. Default 1024.
 	MaxPrefetch int
-	// Lease is how long an attempt may run before the lane gives up on it; it is
-	// recorded on the job (LeaseUntil). Default 30 min.
-	Lease time.Duration
 	// MaxPrefetchBytes caps the memory the claimed-but-unfinished jobs of the
 	// consumer hold (their args, plus a fixed cost each), so that fast jobs
 	// with large args do not fill memory; Concurrency jobs are always allowed.
@@ -62,7 +59,6 @@ type Consumer struct {
 	weights     []int
 	concurrency int
 	maxPrefetch int
-	lease       time.Duration
 	ch          chan *Job
 
 	inflight      atomic.Int64 // claimed and not yet finished
@@ -83,6 +79,7 @@ type Consumer struct {
 
 type activeJob struct {
 	begun time.Time
+	lease time.Time // zero: none
 }
 
 // Consume registers a consumer, with its gate open unless cfg.Closed.
@@ -117,7 +114,6 @@ func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
 		concurrency: cfg.Concurrency,
 		maxPrefetch: cmp.Or(cfg.MaxPrefetch, DefaultMaxPrefetch),
 		maxBytes:    cmp.Or(cfg.MaxPrefetchBytes, DefaultMaxPrefetchBytes),
-		lease:       cmp.Or(cfg.Lease, DefaultLease),
 		active:      map[uint64]*activeJob{},
 		rnd:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
@@ -245,17 +241,39 @@ func (c *Consumer) deliver(jobs []*Job) {
 // until no other attempt of the store runs, and holds back other Begins until
 // it ends. It returns ctx's error if ctx ends first; the job is then not begun
 // and must be released.
-func (c *Consumer) Begin(ctx context.Context, j *Job) error {
+//
+// lease is how long the attempt may run (the class's timeout; 0: no bound).
+// It is the job's LeaseUntil; past it, while the handler has not returned, the
+// job shows as Stuck. Go cannot stop a handler that ignores its context, so a
+// stuck job keeps its worker until it returns; the lease makes it visible.
+func (c *Consumer) Begin(ctx context.Context, j *Job, lease time.Duration) error {
 	slot, err := c.s.jn.begin(ctx, j.claim.id, j.claim.suspect)
 	if err != nil {
 		return err
 	}
 	j.StartedAt = c.s.now()
 	j.claim.slot, j.claim.begun, j.claim.started = slot, true, j.StartedAt.UnixNano()
+	a := &activeJob{begun: j.StartedAt}
+	if lease > 0 {
+		a.lease = j.StartedAt.Add(lease)
+		j.LeaseUntil = a.lease
+	}
 	c.mu.Lock()
-	c.active[j.claim.id] = &activeJob{begun: j.StartedAt}
+	c.active[j.claim.id] = a
 	c.mu.Unlock()
 	return nil
+}
+
+// attempt returns the lease of a begun attempt of job id, if this consumer
+// runs one.
+func (c *Consumer) attempt(id uint64) (activeJob, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.active[id]
+	if !ok {
+		return activeJob{}, false
+	}
+	return *a, true
 }
 
 func (c *Consumer) end(j *Job, f finish) error {

@@ -94,7 +94,8 @@ type Job struct {
 	CreatedAt   time.Time
 	StartedAt   time.Time // start of the latest attempt; zero if it never started
 	FinishedAt  time.Time // when it reached done or dead; zero otherwise
-	LeaseUntil  time.Time // while running: when the lane gives up on this attempt
+	LeaseUntil  time.Time // while its attempt runs: when the attempt's time is up (its class's timeout)
+	Stuck       bool      // running past LeaseUntil: its handler ignores its context
 	UniqueKey   string
 	UniqueUntil time.Time // the unique key is held at least until then
 	Context     map[string]string

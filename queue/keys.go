@@ -82,7 +82,9 @@ func parseReady(b []byte) readyVal {
 	return readyVal{since: getI64(b), suspect: b[8]&1 != 0}
 }
 
-// runningVal: qid(2) flags(1) attempt(4) claimed(8) lease(8). Flags: bit 1 the
+// runningVal: qid(2) flags(1) attempt(4) claimed(8) lease(8). The lease is
+// not stored any more (0; an attempt's lease lives with its process, see
+// Consumer.Begin); the field keeps the layout. Flags: bit 1 the
 // job is a suspect of a crash (it runs alone; see journal.go), bit 2 its record
 // holds a unique key. Bit 0 meant "start recorded" in format 1 and is ignored.
 type runningVal struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,7 +29,6 @@ func locate(tx *bolt.Tx, j *Job, qidOf func(string) (uint16, bool)) (State, erro
 	if rv, ok := parseRunning(tx.Bucket(bucketRunning).Get(key)); ok {
 		j.Attempt = rv.attempt
 		j.StartedAt = fromNano(rv.claimed)
-		j.LeaseUntil = fromNano(rv.lease)
 		return StateRunning, nil
 	}
 	if dv, ok := parseDone(tx.Bucket(bucketDone).Get(key)); ok {
@@ -81,7 +81,48 @@ func (s *Store) Get(id uint64) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.fillAttempt(j)
 	return j, nil
+}
+
+// fillAttempt adds what only memory knows of a running job's attempt: when
+// its handler began, its lease, whether it is stuck past it.
+func (s *Store) fillAttempt(j *Job) {
+	if j.State != StateRunning {
+		return
+	}
+	for _, c := range s.snapshotConsumers() {
+		if a, ok := c.attempt(j.ID); ok {
+			j.StartedAt, j.LeaseUntil = a.begun, a.lease
+			j.Stuck = !a.lease.IsZero() && s.now().After(a.lease)
+			return
+		}
+	}
+}
+
+// Stuck returns the jobs whose attempt runs past its lease, oldest first.
+func (s *Store) Stuck() []uint64 {
+	now := s.now()
+	type att struct {
+		id    uint64
+		begun time.Time
+	}
+	var out []att
+	for _, c := range s.snapshotConsumers() {
+		c.mu.Lock()
+		for id, a := range c.active {
+			if !a.lease.IsZero() && now.After(a.lease) {
+				out = append(out, att{id, a.begun})
+			}
+		}
+		c.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b att) int { return a.begun.Compare(b.begun) })
+	ids := make([]uint64, len(out))
+	for i, a := range out {
+		ids[i] = a.id
+	}
+	return ids
 }
 
 // ListFilter selects a page of jobs in one state.
@@ -195,6 +236,9 @@ func (s *Store) List(f ListFilter) (Page, error) {
 		}
 		return err
 	})
+	for _, j := range page.Jobs {
+		s.fillAttempt(j)
+	}
 	return page, err
 }
 

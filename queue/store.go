@@ -30,7 +30,6 @@ const (
 	DefaultClaimBatch         = 1024
 	DefaultLockTimeout        = time.Second
 	DefaultJanitorInterval    = time.Minute
-	DefaultLease              = 30 * time.Minute
 	defaultFinishBatch        = 16384
 	defaultPromoteBatch       = 4096
 	defaultTrimBatch          = 10_000

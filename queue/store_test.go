@@ -65,15 +65,26 @@ func TestClaimBeginAck(t *testing.T) {
 	r := e.enqueue(NewJob{})
 	c := e.consumer("default")
 	j := take(t, c)
-	if j.ID != r.ID || j.State != StateRunning || j.Attempt != 1 || !j.LeaseUntil.Equal(e.clock.Now().Add(DefaultLease)) {
+	if j.ID != r.ID || j.State != StateRunning || j.Attempt != 1 || !j.LeaseUntil.IsZero() {
 		t.Fatalf("claimed %+v", j)
 	}
 	e.flush()
 	e.wantState(r.ID, StateRunning)
-	if err := c.Begin(context.Background(), j); err != nil {
+	begun := e.clock.Now()
+	if err := c.Begin(context.Background(), j, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(time.Second)
+	// The lease counts from the begin, for the attempt's own length.
+	if got := e.get(r.ID); !got.StartedAt.Equal(begun) || !got.LeaseUntil.Equal(begun.Add(time.Minute)) || got.Stuck {
+		t.Fatalf("begun job %+v", got)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if got := e.get(r.ID); !got.Stuck {
+		t.Fatalf("job past its lease is not stuck: %+v", got)
+	}
+	if ids := e.s.Stuck(); len(ids) != 1 || ids[0] != r.ID {
+		t.Fatalf("stuck jobs %v", ids)
+	}
 	if err := c.Ack(j); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +109,7 @@ func TestFailRetriesThenDies(t *testing.T) {
 		if j.Attempt != attempt {
 			t.Fatalf("attempt %d, want %d", j.Attempt, attempt)
 		}
-		if err := c.Begin(context.Background(), j); err != nil {
+		if err := c.Begin(context.Background(), j, 0); err != nil {
 			t.Fatal(err)
 		}
 		retryAt := e.clock.Now().Add(10 * time.Second)
@@ -249,7 +260,7 @@ func TestFinishAppliesToTheJobAsClaimed(t *testing.T) {
 	other := e.enqueue(NewJob{Queue: "other"})
 	c := e.consumer("default")
 	j := take(t, c)
-	if err := c.Begin(ctx, j); err != nil {
+	if err := c.Begin(ctx, j, 0); err != nil {
 		t.Fatal(err)
 	}
 	j.UniqueKey = "edited"
@@ -519,20 +530,20 @@ func TestRescueOrphans(t *testing.T) {
 		}
 		take(t, cb)
 		jc := take(t, cc)
-		if err := ca.Begin(ctx, ja); err != nil {
+		if err := ca.Begin(ctx, ja, 0); err != nil {
 			t.Fatal(err)
 		}
 		if strike > 1 {
 			// A suspect runs alone: the other job waits for it to end.
 			begun := make(chan error, 1)
-			go func() { begun <- cc.Begin(ctx, jc) }()
+			go func() { begun <- cc.Begin(ctx, jc, 0) }()
 			waitWaiters(t, e.s, 1)
 			e.crash(nil)
 			if err := <-begun; err == nil {
 				t.Fatal("a job began while a suspect ran")
 			}
 		} else {
-			if err := cc.Begin(ctx, jc); err != nil {
+			if err := cc.Begin(ctx, jc, 0); err != nil {
 				t.Fatal(err)
 			}
 			e.crash(func() {
@@ -566,7 +577,7 @@ func TestCrashSpendsTheLastAttempt(t *testing.T) {
 	e := setup(t)
 	r := e.enqueue(NewJob{MaxAttempts: 1})
 	c := e.consumer("default")
-	if err := c.Begin(context.Background(), take(t, c)); err != nil {
+	if err := c.Begin(context.Background(), take(t, c), 0); err != nil {
 		t.Fatal(err)
 	}
 	e.crash(nil)
@@ -649,7 +660,7 @@ func TestSuspectRunsAlone(t *testing.T) {
 	culprit := e.enqueue(NewJob{Queue: "a"})
 	c := e.consumer("a")
 	j := take(t, c)
-	if err := c.Begin(ctx, j); err != nil {
+	if err := c.Begin(ctx, j, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.crash(nil)
@@ -665,15 +676,15 @@ func TestSuspectRunsAlone(t *testing.T) {
 		t.Fatalf("claimed %d and %d", in.ID, lt.ID)
 	}
 	// The innocent runs; the suspect waits for it to end ...
-	if err := cb.Begin(ctx, in); err != nil {
+	if err := cb.Begin(ctx, in, 0); err != nil {
 		t.Fatal(err)
 	}
 	susBegun := make(chan error, 1)
-	go func() { susBegun <- ca.Begin(ctx, sus) }()
+	go func() { susBegun <- ca.Begin(ctx, sus, 0) }()
 	waitWaiters(t, e.s, 1)
 	// ... and, while it waits, nothing else begins either.
 	laterBegun := make(chan error, 1)
-	go func() { laterBegun <- cb.Begin(ctx, lt) }()
+	go func() { laterBegun <- cb.Begin(ctx, lt, 0) }()
 	waitWaiters(t, e.s, 2)
 	if err := cb.Ack(in); err != nil {
 		t.Fatal(err)
@@ -708,7 +719,7 @@ func TestCloseCommitsYoungFinishes(t *testing.T) {
 	r := e.enqueue(NewJob{})
 	c := e.consumer("default")
 	j := take(t, c)
-	if err := c.Begin(ctx, j); err != nil {
+	if err := c.Begin(ctx, j, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Ack(j); err != nil {
@@ -1010,7 +1021,7 @@ func TestPrefetchIsCappedByBytes(t *testing.T) {
 	// what fits in 10,000 bytes (two 4 KB jobs), never below the two workers.
 	for range 8 {
 		j := take(t, c)
-		c.Begin(context.Background(), j)
+		c.Begin(context.Background(), j, 0)
 		c.Ack(j)
 	}
 	e.flush()

@@ -605,7 +605,6 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job, budget
 	if err != nil {
 		return out, err
 	}
-	lease := t.now.Add(c.lease)
 	cur := b.Cursor()
 	// Jobs are taken from the front of the index; after each delete the cursor
 	// goes back to the front (Next after Delete may skip an entry).
@@ -633,9 +632,8 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job, budget
 		j.Attempt++
 		j.State = StateRunning
 		j.StartedAt = time.Time{}
-		j.LeaseUntil = lease
 		j.claim = claimInfo{id: id, cost: jobCost(j), suspect: rdy.suspect, slot: -1}
-		rv := runningVal{qid: q.id, suspect: rdy.suspect, unique: j.UniqueKey != "", attempt: j.Attempt, claimed: t.nowNs, lease: lease.UnixNano()}
+		rv := runningVal{qid: q.id, suspect: rdy.suspect, unique: j.UniqueKey != "", attempt: j.Attempt, claimed: t.nowNs}
 		if err := t.running.Put(u64(id), rv.bytes()); err != nil {
 			return out, err
 		}

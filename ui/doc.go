@@ -97,9 +97,11 @@
 //
 // A job is {"id","class","queue","lane","state","attempt","max_attempts",
 // "args","run_at","created_at","started_at","finished_at","lease_until",
-// "unique_key","context","orphans","errors":[{"attempt","class","message",
+// "stuck","unique_key","context","orphans","errors":[{"attempt","class","message",
 // "backtrace","at"}],"timeline":[{"at","event","attempt","detail"}]}. Times
 // are RFC 3339 in UTC with milliseconds, and null when they have not happened;
+// lease_until is when a running attempt's time (its class's timeout) is up, and
+// stuck is true while it runs past it (a handler that ignores its context);
 // args is the job's own JSON (null when none); unique_key is null when none;
 // context is always an object, errors always an array. The timeline's events
 // are enqueued, scheduled, ready, started, failed, retry, done and dead (see

@@ -154,7 +154,7 @@ func TestJobActionsWithWorkers(t *testing.T) {
 	r := newRig(t, rigOpts{pool: true})
 
 	sleeping := r.enqueue(`{"class":"SleepJob","args":{"ms":3600000}}`)
-	r.waitFor(sleeping, "started", func(j *queue.Job) bool { return j.State == queue.StateRunning && !j.StartedAt.IsZero() })
+	r.waitFor(sleeping, "begun", func(j *queue.Job) bool { return j.State == queue.StateRunning && !j.LeaseUntil.IsZero() })
 	wantError(t, r.call("POST", fmt.Sprintf("/api/v1/jobs/%d/discard", sleeping), ""), http.StatusConflict, "id")
 	wantError(t, r.call("POST", fmt.Sprintf("/api/v1/jobs/%d/retry", sleeping), ""), http.StatusConflict, "id")
 	run := into[jobJSON](t, r.call("GET", fmt.Sprintf("/api/v1/jobs/%d", sleeping), ""), http.StatusOK)

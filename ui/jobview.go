@@ -56,6 +56,7 @@ type jobJSON struct {
 	StartedAt   stamp             `json:"started_at"`
 	FinishedAt  stamp             `json:"finished_at"`
 	LeaseUntil  stamp             `json:"lease_until"`
+	Stuck       bool              `json:"stuck"` // running past lease_until: its handler ignores its context
 	UniqueKey   *string           `json:"unique_key"`
 	Context     map[string]string `json:"context"`
 	Orphans     int               `json:"orphans"`
@@ -107,7 +108,7 @@ func jobView(j *queue.Job, lane string, now time.Time) jobJSON {
 		ID: j.ID, Class: j.Class, Queue: j.Queue, Lane: lane, State: j.State.String(),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Args: j.Args,
 		RunAt: stamp(j.RunAt), CreatedAt: stamp(j.CreatedAt), StartedAt: stamp(j.StartedAt),
-		FinishedAt: stamp(j.FinishedAt), LeaseUntil: stamp(j.LeaseUntil),
+		FinishedAt: stamp(j.FinishedAt), LeaseUntil: stamp(j.LeaseUntil), Stuck: j.Stuck,
 		Context: map[string]string{}, Orphans: j.Orphans, Errors: make([]attemptJSON, 0, len(j.Errors)),
 	}
 	if len(v.Args) == 0 {

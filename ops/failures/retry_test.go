@@ -43,7 +43,7 @@ func (r *failRig) jobIn(class, q string, st queue.State) *queue.Job {
 	if j.ID != id {
 		r.t.Fatalf("claimed job %d, want %d", j.ID, id)
 	}
-	if err := c.Begin(ctx, j); err != nil {
+	if err := c.Begin(ctx, j, 0); err != nil {
 		r.t.Fatal(err)
 	}
 	ae := queue.AttemptError{Class: "Error", Message: "failed", At: r.clock.Now()}
