@@ -761,28 +761,58 @@ func TestOneOutcomePerClaim(t *testing.T) {
 	}
 }
 
+// TestCloseReleasesUnstartedJobs: closing a consumer puts back the jobs it
+// claimed that no worker took, as they were (ready, no attempt spent, nothing
+// recorded), and leaves the job a worker holds running; that job's outcome is
+// still taken after the close.
 func TestCloseReleasesUnstartedJobs(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
+	var ids []uint64
 	for range 3 {
-		e.enqueue(NewJob{})
+		ids = append(ids, e.enqueue(NewJob{}).ID)
 	}
 	c, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 3})
-	e.flush()
-	j := take(t, c)
+	held := take(t, c)
+	if err := c.Begin(context.Background(), held, 0); err != nil {
+		t.Fatal(err)
+	}
+	for ctx := testContext(t); len(c.Jobs()) < 2; { // the other two are claimed and waiting in the channel
+		if ctx.Err() != nil {
+			t.Fatal("the other jobs were never claimed")
+		}
+		e.s.kick()
+		e.flush()
+	}
 	if err := c.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for range c.Jobs() {
 		t.Fatal("jobs left in a closed consumer")
 	}
-	counts := e.s.Counts()
-	if counts[StateRunning] != 1 || counts[StateReady] != 2 {
-		t.Fatalf("counts after close %v (job %d still held)", counts, j.ID)
+	for _, id := range ids {
+		j := e.get(id)
+		if id == held.ID {
+			if j.State != StateRunning || j.Attempt != 1 {
+				t.Fatalf("held job after close: %+v", j)
+			}
+			continue
+		}
+		if j.State != StateReady || j.Attempt != 0 || j.Orphans != 0 || len(j.Errors) != 0 || !j.StartedAt.IsZero() {
+			t.Fatalf("unstarted job %d after close: %+v", id, j)
+		}
 	}
-	// The held job's outcome is still accepted after Close.
-	c.Ack(j)
+	if n := c.inflight.Load(); n != 1 {
+		t.Fatalf("in flight after close: %d, want the held job only", n)
+	}
+	if err := c.Ack(held); err != nil {
+		t.Fatal(err)
+	}
 	e.flush()
+	e.wantState(held.ID, StateDone)
+	if n, b := c.inflight.Load(), c.inflightBytes.Load(); n != 0 || b != 0 {
+		t.Fatalf("in flight after the last ack: %d jobs, %d bytes", n, b)
+	}
 }
 
 func TestStrictAndWeightedOrder(t *testing.T) {
