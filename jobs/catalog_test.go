@@ -258,7 +258,7 @@ func TestConnectorFailures(t *testing.T) {
 	bare := jobs.NewRig(t, t.TempDir())
 	a := bare.AddAccounts(1, "n")[0]
 	err := bare.Perform(accountJob(bare, jobs.StoryAutoReply, a.ID))
-	if !errors.Is(err, jobs.ErrNotConfigured) || !isDiscard(err) || !strings.Contains(err.Error(), "CONVEYOR_CONNECTOR_URL") {
+	if !errors.Is(err, jobs.ErrNotConfigured) || !isKilled(err) || !strings.Contains(err.Error(), "CONVEYOR_CONNECTOR_URL") {
 		t.Fatalf("without a connector: %v", err)
 	}
 }
@@ -338,5 +338,5 @@ func hasType(err error, sample error) bool {
 	return errors.As(err, reflect.New(reflect.TypeOf(sample)).Interface())
 }
 
-func isSnooze(err error) bool  { return hasType(err, lanes.Snooze(0)) }
-func isDiscard(err error) bool { return hasType(err, lanes.Discard(errors.New(""))) }
+func isSnooze(err error) bool { return hasType(err, lanes.Snooze(0)) }
+func isKilled(err error) bool { return hasType(err, lanes.Kill(errors.New(""))) }

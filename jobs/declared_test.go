@@ -148,7 +148,7 @@ exit 0
 	}
 	// A program that cannot start will not start on a retry either.
 	err = r.Perform(r.Enqueue(lanes.JobRequest{Class: "MissingJob"}))
-	if !isDiscard(err) {
+	if !isKilled(err) {
 		t.Fatalf("a missing program: %v, want a discard", err)
 	}
 }

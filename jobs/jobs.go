@@ -136,7 +136,7 @@ func (c *Catalog) enqueue(ctx context.Context, reqs []lanes.JobRequest) ([]queue
 	for i, r := range reqs {
 		nj, err := c.reg.NewJob(c.topo, r)
 		if err != nil {
-			return nil, lanes.Discard(fmt.Errorf("a job of %s would be refused: %w", r.Class, err))
+			return nil, lanes.Kill(fmt.Errorf("a job of %s would be refused: %w", r.Class, err))
 		}
 		jobs[i] = nj
 	}

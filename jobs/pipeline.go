@@ -232,14 +232,14 @@ func (c *Catalog) askStep(ctx context.Context, job *queue.Job, s Step, p *data.P
 	case CapFrames:
 		video, err := c.db.PostAnalysisOf(ctx, p.ID, CapVideo, 0)
 		if errors.Is(err, data.ErrNotFound) {
-			return nil, lanes.Discard(fmt.Errorf("post %d has no video processing result to take frames from: run %s first",
+			return nil, lanes.Kill(fmt.Errorf("post %d has no video processing result to take frames from: run %s first",
 				p.ID, ProcessPostVideo))
 		} else if err != nil {
 			return nil, err
 		}
 		var v VideoResult
 		if err := json.Unmarshal(video.Result, &v); err != nil {
-			return nil, lanes.Discard(fmt.Errorf("post %d: the stored video processing result: %w", p.ID, err))
+			return nil, lanes.Kill(fmt.Errorf("post %d: the stored video processing result: %w", p.ID, err))
 		}
 		req.AtMS = v.KeyframesMS[:min(len(v.KeyframesMS), MaxFrames)]
 	}
@@ -285,7 +285,7 @@ func (c *Catalog) readMedia(ctx context.Context, job *queue.Job, p *data.Post, f
 	case err != nil:
 		return "", err
 	case fi.Size() > MaxStepMediaBytes:
-		return "", lanes.Discard(fmt.Errorf("post %d: media file %s has %d bytes, more than the %d a step sends",
+		return "", lanes.Kill(fmt.Errorf("post %d: media file %s has %d bytes, more than the %d a step sends",
 			p.ID, m.Path, fi.Size(), MaxStepMediaBytes))
 	}
 	b, err := os.ReadFile(name)
@@ -359,7 +359,7 @@ func parseFrames(asked []int64, out json.RawMessage) ([]frame, error) {
 // visual analysis of each generated frame.
 func (c *Catalog) nextSteps(s Step, p *data.Post, res *data.PostAnalysis) ([]lanes.JobRequest, error) {
 	undecodable := func(err error) error {
-		return lanes.Discard(fmt.Errorf("post %d: the stored %s result cannot be read: %w", p.ID, s.Capability, err))
+		return lanes.Kill(fmt.Errorf("post %d: the stored %s result cannot be read: %w", p.ID, s.Capability, err))
 	}
 	switch s.Capability {
 	case CapVisual:
@@ -396,5 +396,5 @@ func (c *Catalog) nextSteps(s Step, p *data.Post, res *data.PostAnalysis) ([]lan
 
 // errNoLocalAI discards a job that needs the local AI service when none is
 // configured.
-var errNoLocalAI = lanes.Discard(&CallError{Kind: fault.Runtime, Permanent: true, Endpoint: "local AI",
+var errNoLocalAI = lanes.Kill(&CallError{Kind: fault.Runtime, Permanent: true, Endpoint: "local AI",
 	Message: "the local AI service is not configured: set LOCAL_AI_URL (see docs/local-ai.md)"})

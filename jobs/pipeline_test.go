@@ -361,7 +361,7 @@ func TestPipelineFailures(t *testing.T) {
 				Result: json.RawMessage(`{"duration_ms":9000,"keyframes_ms":[1000,5000]}`)})
 		}
 		err := fr.Perform(stepJob(s.Class, post))
-		if kindOf(err) != fault.Transient || isDiscard(err) || strings.Contains(err.Error(), ": 429 ") != isSnooze(err) {
+		if kindOf(err) != fault.Transient || isKilled(err) || strings.Contains(err.Error(), ": 429 ") != isSnooze(err) {
 			t.Errorf("%s against a failing service: %v (snooze %v)", s.Class, err, isSnooze(err))
 		}
 	}
@@ -371,7 +371,7 @@ func TestPipelineFailures(t *testing.T) {
 	m, _ := p.DB.PostMedia(ctx, img.ID, 0)
 	os.WriteFile(filepath.Join(p.Dir, "media", filepath.FromSlash(m.Path)), []byte("not an image"), 0o600)
 	err := p.Perform(stepJob(jobs.AnalyzePostVisuals, img.ID))
-	if kindOf(err) != fault.Runtime || isSnooze(err) || isDiscard(err) || !strings.Contains(err.Error(), "422") {
+	if kindOf(err) != fault.Runtime || isSnooze(err) || isKilled(err) || !strings.Contains(err.Error(), "422") {
 		t.Errorf("unreadable media: %v", err)
 	}
 	img2 := p.byType(data.MediaImage)[1]
@@ -387,7 +387,7 @@ func TestPipelineFailures(t *testing.T) {
 		t.Errorf("faces of a purged image: %v, %d calls", err, p.AI.calls("/analyze/faces")-before)
 	}
 	// Frames of a video never processed: discarded, saying what to run.
-	if err := p.Perform(stepJob(jobs.GeneratePostFrames, vid.ID)); !isDiscard(err) || !strings.Contains(err.Error(), jobs.ProcessPostVideo) {
+	if err := p.Perform(stepJob(jobs.GeneratePostFrames, vid.ID)); !isKilled(err) || !strings.Contains(err.Error(), jobs.ProcessPostVideo) {
 		t.Errorf("frames without video processing: %v", err)
 	}
 	// A post that is gone: done.
@@ -409,7 +409,7 @@ func TestPipelineFailures(t *testing.T) {
 	// No local AI service configured: discarded, naming the setting.
 	bare := jobs.NewRigClock(t, t.TempDir(), p.Clock)
 	post = copyPost(t, p.Rig, bare, img3)
-	if err := bare.Perform(stepJob(jobs.TagPostMetadata, post)); !isDiscard(err) || !strings.Contains(err.Error(), "LOCAL_AI_URL") {
+	if err := bare.Perform(stepJob(jobs.TagPostMetadata, post)); !isKilled(err) || !strings.Contains(err.Error(), "LOCAL_AI_URL") {
 		t.Errorf("without local AI: %v", err)
 	}
 }

@@ -140,7 +140,7 @@ func (c *Catalog) outcome(ctx context.Context, job *queue.Job, err error) error 
 	}
 	switch {
 	case ce.Permanent:
-		return lanes.Discard(err)
+		return lanes.Kill(err)
 	case ce.Kind == fault.Transient && ce.RetryAfter > 0:
 		if c.snoozes(ctx, job) >= maxSnoozes {
 			return err

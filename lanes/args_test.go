@@ -208,7 +208,7 @@ func TestTypedDecodesLikeNewJob(t *testing.T) {
 		t.Fatalf("Perform: %v, args %+v", err, got)
 	}
 	err := h.Perform(context.Background(), &queue.Job{Class: SleepJob, Args: json.RawMessage(`{"ms":15,"n":3}`)})
-	var de *discardError
+	var de *killError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "args.n") {
 		t.Errorf("Perform with an unknown arg: %v, want a discard naming args.n", err)
 	}

@@ -3,7 +3,7 @@ package lanes
 import "conveyor/queue"
 
 // KilledNotRetryable reports whether a dead job was killed by its lane as
-// not retryable — its handler discarded it, or its error's kind is
+// not retryable — its handler killed it (Kill), or its error's kind is
 // `authentication` (see Options.Retryable) — rather than running out of
 // attempts or crashing its worker too often. The queue keeps no reason for
 // a death, so this reads it from the job: a lane kills such a job before

@@ -6,7 +6,7 @@
 // Jobs are run by Handlers registered under stable class names, wrapped in
 // middleware in the manner of net/http. A handler returns nil (done), an error
 // (retried with Sidekiq's backoff until its attempts run out, or dead at once
-// when the error is an authentication failure or wrapped with Discard), or
+// when the error is an authentication failure or wrapped with Kill), or
 // Snooze(d) (runs again later without spending an attempt). Panics become
 // *PanicError with the stack kept; an attempt that outlives its class's timeout
 // sees its context cancelled.

@@ -38,7 +38,7 @@ func Chain(h Handler, mw ...Middleware) Handler {
 // T as its class's args (Register reads it from the handler): NewJob
 // refuses args that do not decode into T, with the rules of ArgsOf. Args
 // that still do not decode when the job runs (a job enqueued before T
-// changed) discard the job: retrying cannot fix them.
+// changed) kill the job: retrying cannot fix them.
 func Typed[T any](fn func(ctx context.Context, job *queue.Job, args T) error) Handler {
 	return typedHandler[T]{spec: typedOf[T](), fn: fn}
 }
@@ -51,7 +51,7 @@ type typedHandler[T any] struct {
 func (h typedHandler[T]) Perform(ctx context.Context, job *queue.Job) error {
 	args, err := h.spec.decode(job.Args)
 	if err != nil {
-		return Discard(fmt.Errorf("%s: %w", job.Class, err))
+		return Kill(fmt.Errorf("%s: %w", job.Class, err))
 	}
 	return h.fn(ctx, job, args)
 }
@@ -66,19 +66,20 @@ type DeclaredArgs interface {
 // Args returns T's declaration.
 func (h typedHandler[T]) Args() Args { return h.spec }
 
-// discardError marks an error after which the job must not be retried.
-type discardError struct{ err error }
+// killError marks an error after which the job must not be retried.
+type killError struct{ err error }
 
-func (e *discardError) Error() string { return e.err.Error() }
-func (e *discardError) Unwrap() error { return e.err }
+func (e *killError) Error() string { return e.err.Error() }
+func (e *killError) Unwrap() error { return e.err }
 
-// Discard wraps err so that the job goes straight to dead with it, without
-// retries (River's JobCancel).
-func Discard(err error) error {
+// Kill wraps err so that the job goes straight to dead with it, without
+// retries (River's JobCancel). In Conveyor "kill" always means "to dead"; a
+// job is deleted by discarding it (queue.Store.Discard, the API's discard).
+func Kill(err error) error {
 	if err == nil {
-		err = errors.New("discarded by its handler")
+		err = errors.New("killed by its handler")
 	}
-	return &discardError{err: err}
+	return &killError{err: err}
 }
 
 // snoozeError asks for the job to run again later without spending an attempt.

@@ -222,18 +222,18 @@ func (p *Pool) work(l *lane) {
 		select {
 		case <-p.stopping:
 			return
-		case j, ok := <-l.c.Jobs():
+		case cl, ok := <-l.c.Claims():
 			if !ok {
 				return
 			}
 			select {
 			case <-p.stopping:
 				// Stopping: a job not yet started goes back untouched.
-				p.report(l.c.Release(j))
+				p.report(cl.Finish(queue.Release()))
 				return
 			default:
 			}
-			p.run(l, j)
+			p.run(l, cl)
 		}
 	}
 }
@@ -245,15 +245,16 @@ func (p *Pool) report(err error) {
 }
 
 // run performs one attempt and hands its outcome to the store.
-func (p *Pool) run(l *lane, j *queue.Job) {
+func (p *Pool) run(l *lane, cl *queue.Claim) {
 	l.busy.Add(1)
 	defer l.busy.Add(-1)
+	j := cl.Job
 	cls, known := p.reg.Lookup(j.Class)
 	timeout := cmp.Or(cls.Timeout, DefaultTimeout)
 	// The attempt's lease is its timeout: past it, a handler that has not
 	// returned shows as stuck.
-	if err := l.c.Begin(p.runCtx, j, timeout); err != nil {
-		p.report(l.c.Release(j))
+	if err := cl.Begin(p.runCtx, timeout); err != nil {
+		p.report(cl.Finish(queue.Release()))
 		return
 	}
 	h := p.handlers[j.Class]
@@ -275,40 +276,36 @@ func (p *Pool) run(l *lane, j *queue.Job) {
 		stopWatch()
 		cancel()
 	}
-	p.settle(l, j, cls, err)
+	p.report(cl.Finish(p.outcome(l, cl, cls, err)))
 }
 
-// settle turns an attempt's error into the job's next state.
-func (p *Pool) settle(l *lane, j *queue.Job, cls Class, err error) {
+// outcome turns an attempt's error into the job's next state.
+func (p *Pool) outcome(l *lane, cl *queue.Claim, cls Class, err error) queue.Outcome {
 	l.processed.Add(1)
 	if err == nil {
-		p.report(l.c.Ack(j))
-		return
+		return queue.Ack()
 	}
 	if p.runCtx.Err() != nil && errors.Is(err, context.Canceled) {
 		// Interrupted by shutdown (the handler returned its context's own
 		// cancellation): back to ready without spending the attempt. Any other
 		// error is the attempt's outcome, shutdown or not.
-		p.report(l.c.Release(j))
-		return
+		return queue.Release()
 	}
 	var snooze *snoozeError
 	if errors.As(err, &snooze) {
-		p.report(l.c.Snooze(j, p.opts.Now().Add(snooze.d)))
-		return
+		return queue.Snooze(p.opts.Now().Add(snooze.d))
 	}
 	l.failed.Add(1)
 	ae := AttemptErrorOf(err, p.opts.Now())
-	var discard *discardError
-	if errors.As(err, &discard) || !p.opts.Retryable(err) {
-		p.report(l.c.Kill(j, ae))
-		return
+	var kill *killError
+	if errors.As(err, &kill) || !p.opts.Retryable(err) {
+		return queue.Kill(ae)
 	}
 	backoff := cls.Backoff
 	if backoff == nil {
 		backoff = SidekiqBackoff
 	}
-	p.report(l.c.Fail(j, ae, p.opts.Now().Add(backoff(j.Attempt))))
+	return queue.Fail(ae, p.opts.Now().Add(backoff(cl.Attempt)))
 }
 
 // AttemptErrorOf describes an error as a job's attempt error: its class (the
@@ -332,7 +329,7 @@ func ErrorClass(err error) string {
 	}
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		switch e.(type) {
-		case *discardError, fault.Error, *fault.Error:
+		case *killError, fault.Error, *fault.Error:
 			continue
 		}
 		name := reflect.TypeOf(e).String()

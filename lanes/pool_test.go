@@ -307,17 +307,17 @@ func TestStopCancelsAfterTimeoutAndSpendsNoAttempt(t *testing.T) {
 
 // TestStopKeepsRealFailures: after the shutdown cancels the jobs' contexts,
 // only a handler that returns that cancellation gets its job back untouched; a
-// real failure (an authentication error, a Discard, any other error) is the
+// real failure (an authentication error, a Kill, any other error) is the
 // attempt's outcome, as it would be at any other time.
 func TestStopKeepsRealFailures(t *testing.T) {
 	t.Parallel()
 	outcomes := map[string]func(ctx context.Context) error{
 		"ReturnsCancel": func(ctx context.Context) error { return fmt.Errorf("interrupted: %w", ctx.Err()) },
 		"AuthFails": func(context.Context) error {
-			return &KindError{Kind: "authentication", Err: errors.New("session expired")}
+			return &fault.Error{Kind: fault.Authentication, Err: errors.New("session expired")}
 		},
-		"Discards": func(context.Context) error { return Discard(errors.New("bad args")) },
-		"Fails":    func(context.Context) error { return errors.New("upstream 500") },
+		"Kills": func(context.Context) error { return Kill(errors.New("bad args")) },
+		"Fails": func(context.Context) error { return errors.New("upstream 500") },
 	}
 	started := make(chan struct{}, len(outcomes))
 	var classes []Class
@@ -347,7 +347,7 @@ func TestStopKeepsRealFailures(t *testing.T) {
 	}{
 		"ReturnsCancel": {queue.StateReady, 0},
 		"AuthFails":     {queue.StateDead, 1},
-		"Discards":      {queue.StateDead, 1},
+		"Kills":         {queue.StateDead, 1},
 		"Fails":         {queue.StateRetry, 1},
 	} {
 		j, err := r.s.Get(ids[name])
@@ -476,7 +476,7 @@ func TestErrorClass(t *testing.T) {
 		{errors.New("x"), "Error"},
 		{fmt.Errorf("wrap: %w", namedErr{}), "lanes.namedErr"},
 		{&fault.Error{Kind: fault.Transient, Err: errors.New("x")}, "Error"},
-		{Discard(namedErr{}), "lanes.namedErr"},
+		{Kill(namedErr{}), "lanes.namedErr"},
 		{&UnknownClassError{Class: "X"}, "UnknownClass"},
 		{&PanicError{Value: 1}, "Panic"},
 		{fmt.Errorf("ctx: %w", context.DeadlineExceeded), "context.deadlineExceededError"},

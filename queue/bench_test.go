@@ -71,18 +71,17 @@ func BenchmarkProcessFail(b *testing.B) {
 	enqueueBatches(b, s, b.N, 1000, "default")
 	b.ResetTimer()
 	start := time.Now()
-	processWith(b, s, b.N, 34, func(c *Consumer, j *Job) {
-		c.Fail(j, AttemptError{Class: "Error", Message: "503 from bridge"},
-			time.Now().Add(15*time.Second+time.Duration(rand.IntN(10_000))*time.Millisecond))
+	processWith(b, s, b.N, 34, func(j *Claim) {
+		j.Finish(Fail(AttemptError{Class: "Error", Message: "503 from bridge"}, time.Now().Add(15*time.Second+time.Duration(rand.IntN(10_000))*time.Millisecond)))
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "jobs/s")
 }
 
 func processN(b *testing.B, s *Store, n, workers int) {
-	processWith(b, s, n, workers, func(c *Consumer, j *Job) { c.Ack(j) })
+	processWith(b, s, n, workers, func(j *Claim) { j.Finish(Ack()) })
 }
 
-func processWith(b *testing.B, s *Store, n, workers int, finish func(*Consumer, *Job)) {
+func processWith(b *testing.B, s *Store, n, workers int, finish func(*Claim)) {
 	c, err := s.Consume(ConsumerConfig{Name: "bench", Queues: []string{"default"}, Concurrency: workers})
 	if err != nil {
 		b.Fatal(err)
@@ -99,12 +98,12 @@ func processWith(b *testing.B, s *Store, n, workers int, finish func(*Consumer, 
 				select {
 				case <-done:
 					return
-				case j, ok := <-c.Jobs():
+				case j, ok := <-c.Claims():
 					if !ok {
 						return
 					}
-					c.Begin(context.Background(), j, 0)
-					finish(c, j)
+					j.Begin(context.Background(), 0)
+					finish(j)
 					mu.Lock()
 					left--
 					if left == 0 {

@@ -25,7 +25,7 @@ type ConsumerConfig struct {
 	// proportion to their weights. Nil means strict order: a queue is served only
 	// when every queue listed before it has no ready job.
 	Weights []int
-	// Concurrency is the number of workers that take jobs from Jobs().
+	// Concurrency is the number of workers that take jobs from Claims().
 	Concurrency int
 	// MaxPrefetch caps the jobs claimed beyond Concurrency so that fast workers
 	// never wait for a commit. The prefetch adapts to how fast jobs finish; slow
@@ -49,9 +49,9 @@ const (
 	jobOverhead = 256
 )
 
-// Consumer hands claimed jobs to one lane's workers and takes their outcomes back.
-// A worker takes a job from Jobs(), calls Begin before running it, and exactly
-// one of Ack, Fail, Kill, Snooze or Release after.
+// Consumer hands claimed jobs to one lane's workers, each as a Claim: a
+// one-time token through which the worker begins the job's attempt and hands
+// back its outcome (claim.go).
 type Consumer struct {
 	s           *Store
 	name        string
@@ -59,7 +59,7 @@ type Consumer struct {
 	weights     []int
 	concurrency int
 	maxPrefetch int
-	ch          chan *Job
+	ch          chan *Claim
 
 	inflight      atomic.Int64 // claimed and not yet finished
 	inflightBytes atomic.Int64 // their args and overhead
@@ -117,7 +117,7 @@ func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
 		active:      map[uint64]*activeJob{},
 		rnd:         rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
-	c.ch = make(chan *Job, c.concurrency+c.maxPrefetch)
+	c.ch = make(chan *Claim, c.concurrency+c.maxPrefetch)
 	c.open.Store(!cfg.Closed)
 	s.pmu.Lock()
 	closing := s.closing
@@ -132,8 +132,8 @@ func (s *Store) Consume(cfg ConsumerConfig) (*Consumer, error) {
 	return c, nil
 }
 
-// Jobs returns the channel claimed jobs arrive on. It is closed by Close.
-func (c *Consumer) Jobs() <-chan *Job { return c.ch }
+// Claims returns the channel claimed jobs arrive on. It is closed by Close.
+func (c *Consumer) Claims() <-chan *Claim { return c.ch }
 
 // Name returns the consumer's name.
 func (c *Consumer) Name() string { return c.name }
@@ -149,7 +149,7 @@ func (c *Consumer) SetOpen(open bool) {
 // Open reports whether the gate is open.
 func (c *Consumer) Open() bool { return c.open.Load() }
 
-// Drain stops claiming for good; jobs already claimed still arrive.
+// Drain stops claiming for good; claims already made still arrive.
 func (c *Consumer) Drain() { c.draining.Store(true) }
 
 func (c *Consumer) accepting() bool { return c.open.Load() && !c.draining.Load() }
@@ -215,53 +215,23 @@ func (c *Consumer) order(t *txn) []shareQueue {
 }
 
 // deliver hands jobs claimed in a committed transaction to the workers. The
-// channel always has room: it holds at most target jobs.
-func (c *Consumer) deliver(jobs []*Job) {
-	c.inflight.Add(int64(len(jobs)))
+// channel always has room: it holds at most target claims.
+func (c *Consumer) deliver(claims []*Claim) {
+	c.inflight.Add(int64(len(claims)))
 	var bytes int64
-	for _, j := range jobs {
-		bytes += j.claim.cost
+	for _, cl := range claims {
+		bytes += cl.cost
 	}
 	c.inflightBytes.Add(bytes)
-	for _, j := range jobs {
+	for _, cl := range claims {
 		select {
-		case c.ch <- j:
+		case c.ch <- cl:
 		default:
 			// Cannot happen (inflight never exceeds the channel's capacity); if it
 			// did, the job stays running in the file and is rescued on restart.
-			c.s.log.Error("consumer channel full; job left for rescue", "consumer", c.name, "job", j.ID)
+			c.s.log.Error("consumer channel full; job left for rescue", "consumer", c.name, "job", cl.id)
 		}
 	}
-}
-
-// Begin records, in the running journal, that a worker starts the job, so that
-// if the process dies while the handler runs the job gets an orphan strike (and
-// only then: jobs merely claimed, or whose handler had returned, are not
-// blamed). A suspect (a job struck by an earlier crash) runs alone: Begin waits
-// until no other attempt of the store runs, and holds back other Begins until
-// it ends. It returns ctx's error if ctx ends first; the job is then not begun
-// and must be released.
-//
-// lease is how long the attempt may run (the class's timeout; 0: no bound).
-// It is the job's LeaseUntil; past it, while the handler has not returned, the
-// job shows as Stuck. Go cannot stop a handler that ignores its context, so a
-// stuck job keeps its worker until it returns; the lease makes it visible.
-func (c *Consumer) Begin(ctx context.Context, j *Job, lease time.Duration) error {
-	slot, err := c.s.jn.begin(ctx, j.claim.id, j.claim.suspect)
-	if err != nil {
-		return err
-	}
-	j.StartedAt = c.s.now()
-	j.claim.slot, j.claim.begun, j.claim.started = slot, true, j.StartedAt.UnixNano()
-	a := &activeJob{begun: j.StartedAt}
-	if lease > 0 {
-		a.lease = j.StartedAt.Add(lease)
-		j.LeaseUntil = a.lease
-	}
-	c.mu.Lock()
-	c.active[j.claim.id] = a
-	c.mu.Unlock()
-	return nil
 }
 
 // attempt returns the lease of a begun attempt of job id, if this consumer
@@ -276,73 +246,10 @@ func (c *Consumer) attempt(id uint64) (activeJob, bool) {
 	return *a, true
 }
 
-func (c *Consumer) end(j *Job, f finish) error {
-	if !atomic.CompareAndSwapUint32(&j.claim.ended, 0, 1) {
-		return ErrFinished
-	}
-	cl := j.claim
-	if cl.begun {
-		// The handler has returned: whatever happens now, it did not kill the
-		// process.
-		j.claim.begun = false
-		c.s.jn.end(cl.slot, cl.suspect)
-		c.mu.Lock()
-		delete(c.active, cl.id)
-		c.mu.Unlock()
-	}
-	c.inflight.Add(-1)
-	c.inflightBytes.Add(-cl.cost)
-	if cl.started != 0 {
-		// A moving average (1/8 weight), updated racily: a lost update only
-		// delays the estimate.
-		d := max(1, c.s.now().UnixNano()-cl.started)
-		old := c.avgRun.Load()
-		if old == 0 {
-			c.avgRun.Store(d)
-		} else {
-			c.avgRun.Store(old + (d-old)/8)
-		}
-	}
-	f.id, f.started = cl.id, cl.started
-	return c.s.submit(func(p *pending) {
-		if len(p.fin) == 0 {
-			p.finSince = time.Now()
-		}
-		p.fin = append(p.fin, f)
-	})
-}
-
-// Ack records that the job succeeded: it moves to done.
-func (c *Consumer) Ack(j *Job) error { return c.end(j, finish{kind: finAck}) }
-
-// Fail records a failed attempt: the job moves to retry, due at retryAt, or to
-// dead when it has used its last attempt.
-func (c *Consumer) Fail(j *Job, e AttemptError, retryAt time.Time) error {
-	e.Attempt = j.Attempt
-	return c.end(j, finish{kind: finFail, err: &e, at: retryAt})
-}
-
-// Kill records a failed attempt after which the job must not be retried: it
-// moves to dead.
-func (c *Consumer) Kill(j *Job, e AttemptError) error {
-	e.Attempt = j.Attempt
-	return c.end(j, finish{kind: finKill, err: &e})
-}
-
-// Snooze puts the job back, due at `at`, without spending the attempt.
-func (c *Consumer) Snooze(j *Job, at time.Time) error {
-	return c.end(j, finish{kind: finSnooze, at: at})
-}
-
-// Release puts the job back in its queue without spending the attempt (the
-// worker was stopped before it could finish).
-func (c *Consumer) Release(j *Job) error {
-	return c.end(j, finish{kind: finRelease})
-}
-
-// Close stops claiming, puts the jobs no worker has taken back in their queues
-// (without spending an attempt), waits until that is committed and closes
-// Jobs(). Workers must not take jobs from Jobs() concurrently with Close.
+// Close stops claiming, puts the claims no worker has taken back in their
+// queues as they were (no attempt spent), waits until that is committed and
+// closes Claims(). Workers may take claims meanwhile: a claim a worker took is
+// its own to finish, before or after Close; the rest go back.
 func (c *Consumer) Close(ctx context.Context) error {
 	c.Drain()
 	c.mu.Lock()
@@ -352,28 +259,30 @@ func (c *Consumer) Close(ctx context.Context) error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	var released []*Job
+	var released []*Claim
 	err := c.s.adminAfter(ctx, func(t *txn) error {
 		released = released[:0]
 		for {
 			select {
-			case j := <-c.ch:
-				released = append(released, j)
+			case cl := <-c.ch:
+				if cl.take() {
+					released = append(released, cl)
+				}
 				continue
 			default:
 			}
 			break
 		}
-		for _, j := range released {
-			if err := t.finish(&finish{kind: finRelease, id: j.claim.id}); err != nil {
+		for _, cl := range released {
+			if err := t.finish(&finish{kind: finRelease, id: cl.id}); err != nil {
 				return err
 			}
 		}
 		return nil
 	}, func() {
 		c.inflight.Add(-int64(len(released)))
-		for _, j := range released {
-			c.inflightBytes.Add(-j.claim.cost)
+		for _, cl := range released {
+			c.inflightBytes.Add(-cl.cost)
 		}
 		close(c.ch)
 		c.s.removeConsumer(c)

@@ -6,6 +6,15 @@
 // leases, per-queue counters and per-minute statistics, retention, and change
 // notifications. It knows nothing of HTTP, SQLite or lanes.
 //
+// Words keep one meaning: to kill a job is to send it to dead (a worker's Kill
+// outcome, the lanes' Kill error); to discard a job is to delete it (Discard,
+// the API's discard); to release a job is to put it back as it was.
+//
+// Workers take jobs as Claims from a Consumer: a one-time token on which the
+// worker calls Begin, runs the handler, and calls Finish once with the
+// outcome (Ack, Fail, Kill, Snooze, Release). A claim cannot be finished
+// twice, nor with an attempt's outcome before its Begin.
+//
 // # Promises
 //
 //   - Enqueue and EnqueueMany return only after the jobs are fsynced; a batch is

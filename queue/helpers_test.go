@@ -194,13 +194,23 @@ func (s *Store) mustConsume(t *testing.T, cfg ConsumerConfig) *Consumer {
 	return c
 }
 
-// take waits for the next claimed job. The wait is bounded by the test's
-// deadline, not a guess.
-func take(t *testing.T, c *Consumer) *Job {
+// take waits for the next claim and begins its attempt (no lease).
+func take(t *testing.T, c *Consumer) *Claim {
+	t.Helper()
+	cl := claim(t, c)
+	if err := cl.Begin(context.Background(), 0); err != nil {
+		t.Fatalf("begin %d: %v", cl.ID, err)
+	}
+	return cl
+}
+
+// claim waits for the next claim. The wait is bounded by the test's deadline,
+// not a guess.
+func claim(t *testing.T, c *Consumer) *Claim {
 	t.Helper()
 	ctx := testContext(t)
 	select {
-	case j, ok := <-c.Jobs():
+	case j, ok := <-c.Claims():
 		if !ok {
 			t.Fatal("consumer closed")
 		}
@@ -217,7 +227,7 @@ func noJob(t *testing.T, e *env, c *Consumer) {
 	e.s.kick()
 	e.flush()
 	select {
-	case j := <-c.Jobs():
+	case j := <-c.Claims():
 		t.Fatalf("unexpected job %d (%s) delivered", j.ID, j.Queue)
 	default:
 	}

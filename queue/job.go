@@ -22,7 +22,7 @@ const (
 	StateRetry
 	// StateDone: finished successfully; kept for the retention window.
 	StateDone
-	// StateDead: failed for good (out of attempts, discarded by its handler, or
+	// StateDead: failed for good (out of attempts, killed by its handler, or
 	// crashed the worker too often); kept for the retention window.
 	StateDead
 )
@@ -102,19 +102,6 @@ type Job struct {
 	Errors      []AttemptError // oldest first, at most MaxErrors
 	Orphans     int            // times a crash interrupted it while running
 
-	claim claimInfo // what the store handed out: the handler's edits do not reach it
-}
-
-// claimInfo is what a consumer remembers of a claimed job, out of the handler's
-// reach: a finish applies to the job as claimed, not to the worker's copy.
-type claimInfo struct {
-	id      uint64
-	cost    int64 // what it counts against MaxPrefetchBytes
-	suspect bool  // struck by a crash: its attempt runs alone (see journal.go)
-	begun   bool
-	started int64  // when Begin ran, unix ns
-	slot    int32  // its slot in the running journal while begun (-1: none)
-	ended   uint32 // set (atomically) by the first finishing call
 }
 
 // Context keys the failure pipeline and dashboard understand.

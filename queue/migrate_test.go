@@ -130,7 +130,7 @@ func TestOpensAndMigratesFormat1(t *testing.T) {
 	// The migrated store works on: run the ready jobs, trim by age.
 	c := e.consumer("default", "running")
 	for range 2 {
-		if err := c.Ack(take(t, c)); err != nil {
+		if err := take(t, c).Finish(Ack()); err != nil {
 			t.Fatal(err)
 		}
 	}

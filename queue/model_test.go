@@ -119,8 +119,8 @@ type modelWorker struct {
 	jobs   map[uint64]*mjob
 	order  []uint64 // all ids, ascending
 	holder map[string]uint64
-	held   []*Job // claimed jobs the worker holds (running)
-	conc   int    // the consumer's concurrency: it claims nothing while it holds that many
+	held   []*Claim // claimed jobs the worker holds (running)
+	conc   int      // the consumer's concurrency: it claims nothing while it holds that many
 	paused bool
 }
 
@@ -298,9 +298,9 @@ func (m *modelWorker) claim() error {
 		return nil
 	}
 	m.c.SetOpen(true)
-	var first *Job
+	var first *Claim
 	select {
-	case first = <-m.c.Jobs():
+	case first = <-m.c.Claims():
 	case <-testContext(m.t).Done():
 		return m.fail("nothing claimed although the model has ready jobs %v", ready)
 	}
@@ -309,10 +309,10 @@ func (m *modelWorker) claim() error {
 	if err := m.e.s.Flush(context.Background()); err != nil {
 		return err
 	}
-	got := []*Job{first}
+	got := []*Claim{first}
 	for more := true; more; {
 		select {
-		case j := <-m.c.Jobs():
+		case j := <-m.c.Claims():
 			got = append(got, j)
 		default:
 			more = false
@@ -341,22 +341,24 @@ func (m *modelWorker) finishOne() error {
 	j := m.held[i]
 	m.held = slices.Delete(m.held, i, i+1)
 	mj := m.jobs[j.ID]
-	if m.rnd.IntN(2) == 0 {
-		if err := m.c.Begin(context.Background(), j, 0); err != nil {
+	op := m.rnd.IntN(5)
+	// An attempt's outcome needs its Begin; a release may come without.
+	if op != 4 || m.rnd.IntN(2) == 0 {
+		if err := j.Begin(context.Background(), 0); err != nil {
 			return err
 		}
 	}
 	now := m.now()
 	var err error
-	switch op := m.rnd.IntN(5); op {
+	switch op {
 	case 0:
-		err = m.c.Ack(j)
+		err = j.Finish(Ack())
 		mj.attempt++
 		mj.state = StateDone
 		m.release(mj)
 	case 1:
 		at := now.Add(time.Duration(m.rnd.IntN(30)) * time.Second)
-		err = m.c.Fail(j, AttemptError{Message: "model failure"}, at)
+		err = j.Finish(Fail(AttemptError{Message: "model failure"}, at))
 		mj.attempt++
 		if mj.attempt >= mj.maxAttempts {
 			mj.state = StateDead
@@ -365,19 +367,19 @@ func (m *modelWorker) finishOne() error {
 			mj.state, mj.runAt = StateRetry, at
 		}
 	case 2:
-		err = m.c.Kill(j, AttemptError{Message: "model kill"})
+		err = j.Finish(Kill(AttemptError{Message: "model kill"}))
 		mj.attempt++
 		mj.state = StateDead
 		m.release(mj)
 	case 3:
 		at := now.Add(time.Duration(m.rnd.IntN(30)) * time.Second)
-		err = m.c.Snooze(j, at)
+		err = j.Finish(Snooze(at))
 		mj.state, mj.runAt = StateScheduled, at
 		if !at.After(now) {
 			mj.state, mj.runAt = StateReady, now
 		}
 	case 4:
-		err = m.c.Release(j)
+		err = j.Finish(Release())
 		mj.state = StateReady
 	}
 	if err != nil {
@@ -505,7 +507,7 @@ func (m *modelWorker) verifyAll() error {
 
 func (m *modelWorker) beginAllHeld() error {
 	for _, j := range m.held {
-		if err := m.c.Begin(context.Background(), j, 0); err != nil {
+		if err := j.Begin(context.Background(), 0); err != nil {
 			return err
 		}
 	}

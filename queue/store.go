@@ -131,11 +131,9 @@ var (
 	// ErrRunning is returned when an operation needs a job that is not running
 	// (discard, retry now) and the job is running.
 	ErrRunning = errors.New("queue: job is running")
-	// ErrWrongState is returned by RetryNow for a job that is ready, running or done.
+	// ErrWrongState is returned by RetryNow for a job that is ready or done
+	// (a running job gets ErrRunning).
 	ErrWrongState = errors.New("queue: job is not in a state that allows this")
-	// ErrFinished is returned by a consumer's finishing call for a job whose
-	// outcome was already handed over; the call has no effect.
-	ErrFinished = errors.New("queue: the job's outcome was already handed over")
 	// ErrLocked is returned by Open when another process holds the file.
 	ErrLocked = errors.New("queue: the queue file is in use by another process")
 )

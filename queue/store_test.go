@@ -64,14 +64,14 @@ func TestClaimBeginAck(t *testing.T) {
 	e := setup(t)
 	r := e.enqueue(NewJob{})
 	c := e.consumer("default")
-	j := take(t, c)
+	j := claim(t, c)
 	if j.ID != r.ID || j.State != StateRunning || j.Attempt != 1 || !j.LeaseUntil.IsZero() {
 		t.Fatalf("claimed %+v", j)
 	}
 	e.flush()
 	e.wantState(r.ID, StateRunning)
 	begun := e.clock.Now()
-	if err := c.Begin(context.Background(), j, time.Minute); err != nil {
+	if err := j.Begin(context.Background(), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	// The lease counts from the begin, for the attempt's own length.
@@ -85,7 +85,7 @@ func TestClaimBeginAck(t *testing.T) {
 	if ids := e.s.Stuck(); len(ids) != 1 || ids[0] != r.ID {
 		t.Fatalf("stuck jobs %v", ids)
 	}
-	if err := c.Ack(j); err != nil {
+	if err := j.Finish(Ack()); err != nil {
 		t.Fatal(err)
 	}
 	e.flush()
@@ -105,15 +105,15 @@ func TestFailRetriesThenDies(t *testing.T) {
 	r := e.enqueue(NewJob{MaxAttempts: 3})
 	c := e.consumer("default")
 	for attempt := 1; attempt <= 3; attempt++ {
-		j := take(t, c)
+		j := claim(t, c)
 		if j.Attempt != attempt {
 			t.Fatalf("attempt %d, want %d", j.Attempt, attempt)
 		}
-		if err := c.Begin(context.Background(), j, 0); err != nil {
+		if err := j.Begin(context.Background(), 0); err != nil {
 			t.Fatal(err)
 		}
 		retryAt := e.clock.Now().Add(10 * time.Second)
-		if err := c.Fail(j, AttemptError{Class: "Boom", Message: fmt.Sprintf("boom %d", attempt), Backtrace: "stack"}, retryAt); err != nil {
+		if err := j.Finish(Fail(AttemptError{Class: "Boom", Message: fmt.Sprintf("boom %d", attempt), Backtrace: "stack"}, retryAt)); err != nil {
 			t.Fatal(err)
 		}
 		e.flush()
@@ -147,7 +147,7 @@ func TestErrorsKeepTheLastTen(t *testing.T) {
 	c := e.consumer("default")
 	for i := 1; i <= 12; i++ {
 		j := take(t, c)
-		c.Fail(j, AttemptError{Message: fmt.Sprint(i)}, e.clock.Now())
+		j.Finish(Fail(AttemptError{Message: fmt.Sprint(i)}, e.clock.Now()))
 		e.advance(0)
 	}
 	c.Close(context.Background())
@@ -165,7 +165,7 @@ func TestKillSnoozeRelease(t *testing.T) {
 
 	killed := e.enqueue(NewJob{UniqueKey: "k"})
 	j := take(t, c)
-	c.Kill(j, AttemptError{Message: "discarded by handler"})
+	j.Finish(Kill(AttemptError{Message: "discarded by handler"}))
 	e.flush()
 	if got := e.wantState(killed.ID, StateDead); got.Errors[0].Message != "discarded by handler" {
 		t.Fatalf("killed %+v", got)
@@ -175,11 +175,11 @@ func TestKillSnoozeRelease(t *testing.T) {
 		t.Fatal("unique key still held after kill")
 	}
 	j = take(t, c)
-	c.Ack(j)
+	j.Finish(Ack())
 
 	snoozed := e.enqueue(NewJob{})
 	j = take(t, c)
-	c.Snooze(j, e.clock.Now().Add(time.Minute))
+	j.Finish(Snooze(e.clock.Now().Add(time.Minute)))
 	e.flush()
 	if got := e.wantState(snoozed.ID, StateScheduled); got.Attempt != 0 {
 		t.Fatalf("snooze spent an attempt: %+v", got)
@@ -189,14 +189,14 @@ func TestKillSnoozeRelease(t *testing.T) {
 	if j.ID != snoozed.ID || j.Attempt != 1 {
 		t.Fatalf("after snooze %+v", j)
 	}
-	c.Release(j)
+	j.Finish(Release())
 	// The consumer has room, so the released job is claimed again at once: with
 	// the same attempt number, since the release spent none.
 	j = take(t, c)
 	if j.ID != snoozed.ID || j.Attempt != 1 {
 		t.Fatalf("after release %+v", j)
 	}
-	c.Ack(j)
+	j.Finish(Ack())
 	e.flush()
 }
 
@@ -218,7 +218,7 @@ func TestUniqueKeys(t *testing.T) {
 	}
 	c := e.consumer("default")
 	for range 2 {
-		c.Ack(take(t, c))
+		take(t, c).Finish(Ack())
 	}
 	e.flush()
 	if r := e.enqueue(NewJob{UniqueKey: "sync:42"}); r.Duplicate {
@@ -229,7 +229,7 @@ func TestUniqueKeys(t *testing.T) {
 	held := e.enqueue(NewJob{UniqueKey: "cron:tick", UniqueFor: time.Hour})
 	for {
 		j := take(t, c)
-		c.Ack(j)
+		j.Finish(Ack())
 		if j.ID == held.ID {
 			break
 		}
@@ -259,14 +259,14 @@ func TestFinishAppliesToTheJobAsClaimed(t *testing.T) {
 	held := e.enqueue(NewJob{UniqueKey: "held", Args: rawJSON(`{"n":1}`)})
 	other := e.enqueue(NewJob{Queue: "other"})
 	c := e.consumer("default")
-	j := take(t, c)
-	if err := c.Begin(ctx, j, 0); err != nil {
+	j := claim(t, c)
+	if err := j.Begin(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	j.UniqueKey = "edited"
 	j.Args = rawJSON(`{"n":"` + strings.Repeat("x", 4096) + `"}`)
 	j.ID = other.ID
-	if err := c.Ack(j); err != nil {
+	if err := j.Finish(Ack()); err != nil {
 		t.Fatal(err)
 	}
 	e.flush()
@@ -285,9 +285,9 @@ func TestRetentionKeepsAHeldUniqueKey(t *testing.T) {
 	e := setup(t, func(o *Options) { o.DoneLimit = 1 })
 	c := e.consumer("default")
 	held := e.enqueue(NewJob{UniqueKey: "tick", UniqueFor: time.Hour})
-	c.Ack(take(t, c))
+	take(t, c).Finish(Ack())
 	e.enqueue(NewJob{})
-	c.Ack(take(t, c))
+	take(t, c).Finish(Ack())
 	e.flush()
 	if res, err := e.s.Trim(context.Background()); err != nil || res.Done != 1 {
 		t.Fatalf("trim %+v %v", res, err)
@@ -312,7 +312,7 @@ func TestUniqueForExpiredKeyIsTakenOverWithoutTrim(t *testing.T) {
 	e := setup(t)
 	c := e.consumer("default")
 	r := e.enqueue(NewJob{UniqueKey: "k", UniqueFor: time.Minute})
-	c.Ack(take(t, c))
+	take(t, c).Finish(Ack())
 	e.flush()
 	e.clock.Advance(2 * time.Minute)
 	if r2 := e.enqueue(NewJob{UniqueKey: "k"}); r2.Duplicate || r2.ID == r.ID {
@@ -371,7 +371,7 @@ func TestTrimFreesEveryExpiredKey(t *testing.T) {
 	}
 	c := e.s.mustConsume(t, ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 1000})
 	for range n {
-		if err := c.Ack(take(t, c)); err != nil {
+		if err := take(t, c).Finish(Ack()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -447,7 +447,7 @@ func TestPauseIsPersistedAndSkipsClaims(t *testing.T) {
 	if err := e.s.Resume(ctx, "default"); err != nil {
 		t.Fatal(err)
 	}
-	c.Ack(take(t, c))
+	take(t, c).Finish(Ack())
 	e.flush()
 }
 
@@ -459,7 +459,7 @@ func TestGateHoldsJobs(t *testing.T) {
 	e.enqueue(NewJob{Queue: "ai"})
 	noJob(t, e, c)
 	c.SetOpen(true)
-	c.Ack(take(t, c))
+	take(t, c).Finish(Ack())
 	e.flush()
 }
 
@@ -490,13 +490,13 @@ func TestClearRetryNowDiscard(t *testing.T) {
 	if err := e.s.Discard(ctx, j.ID); !errors.Is(err, ErrRunning) {
 		t.Fatalf("discard running: %v", err)
 	}
-	c.Kill(j, AttemptError{Message: "x"})
+	j.Finish(Kill(AttemptError{Message: "x"}))
 	e.flush()
 	if err := e.s.RetryNow(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	j = take(t, c)
-	c.Kill(j, AttemptError{Message: "again"})
+	j.Finish(Kill(AttemptError{Message: "again"}))
 	e.flush()
 	if err := e.s.Discard(ctx, j.ID); err != nil {
 		t.Fatal(err)
@@ -524,30 +524,30 @@ func TestRescueOrphans(t *testing.T) {
 		ca, _ := e.s.Consume(ConsumerConfig{Name: "a", Queues: []string{"a"}, Concurrency: 1})
 		cb, _ := e.s.Consume(ConsumerConfig{Name: "b", Queues: []string{"b"}, Concurrency: 1})
 		cc, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"c"}, Concurrency: 1})
-		ja := take(t, ca)
-		if ja.claim.suspect != (strike > 1) {
-			t.Fatalf("strike %d: job claimed with suspect %v", strike, ja.claim.suspect)
+		ja := claim(t, ca)
+		if ja.suspect != (strike > 1) {
+			t.Fatalf("strike %d: job claimed with suspect %v", strike, ja.suspect)
 		}
-		take(t, cb)
-		jc := take(t, cc)
-		if err := ca.Begin(ctx, ja, 0); err != nil {
+		claim(t, cb)
+		jc := claim(t, cc)
+		if err := ja.Begin(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 		if strike > 1 {
 			// A suspect runs alone: the other job waits for it to end.
 			begun := make(chan error, 1)
-			go func() { begun <- cc.Begin(ctx, jc, 0) }()
+			go func() { begun <- jc.Begin(ctx, 0) }()
 			waitWaiters(t, e.s, 1)
 			e.crash(nil)
 			if err := <-begun; err == nil {
 				t.Fatal("a job began while a suspect ran")
 			}
 		} else {
-			if err := cc.Begin(ctx, jc, 0); err != nil {
+			if err := jc.Begin(ctx, 0); err != nil {
 				t.Fatal(err)
 			}
 			e.crash(func() {
-				if err := cc.Ack(jc); err != nil {
+				if err := jc.Finish(Ack()); err != nil {
 					t.Error(err)
 				}
 			})
@@ -577,7 +577,7 @@ func TestCrashSpendsTheLastAttempt(t *testing.T) {
 	e := setup(t)
 	r := e.enqueue(NewJob{MaxAttempts: 1})
 	c := e.consumer("default")
-	if err := c.Begin(context.Background(), take(t, c), 0); err != nil {
+	if err := claim(t, c).Begin(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	e.crash(nil)
@@ -659,47 +659,47 @@ func TestSuspectRunsAlone(t *testing.T) {
 	ctx := context.Background()
 	culprit := e.enqueue(NewJob{Queue: "a"})
 	c := e.consumer("a")
-	j := take(t, c)
-	if err := c.Begin(ctx, j, 0); err != nil {
+	j := claim(t, c)
+	if err := j.Begin(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.crash(nil)
 	innocent := e.enqueue(NewJob{Queue: "b"})
 	later := e.enqueue(NewJob{Queue: "b"})
 	ca, cb := e.consumer("a"), e.s.mustConsume(t, ConsumerConfig{Name: "b", Queues: []string{"b"}, Concurrency: 2})
-	sus := take(t, ca)
-	if sus.ID != culprit.ID || !sus.claim.suspect {
+	sus := claim(t, ca)
+	if sus.ID != culprit.ID || !sus.suspect {
 		t.Fatalf("claimed %+v, want the suspect %d", sus, culprit.ID)
 	}
-	in, lt := take(t, cb), take(t, cb)
+	in, lt := claim(t, cb), claim(t, cb)
 	if in.ID != innocent.ID || lt.ID != later.ID {
 		t.Fatalf("claimed %d and %d", in.ID, lt.ID)
 	}
 	// The innocent runs; the suspect waits for it to end ...
-	if err := cb.Begin(ctx, in, 0); err != nil {
+	if err := in.Begin(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	susBegun := make(chan error, 1)
-	go func() { susBegun <- ca.Begin(ctx, sus, 0) }()
+	go func() { susBegun <- sus.Begin(ctx, 0) }()
 	waitWaiters(t, e.s, 1)
 	// ... and, while it waits, nothing else begins either.
 	laterBegun := make(chan error, 1)
-	go func() { laterBegun <- cb.Begin(ctx, lt, 0) }()
+	go func() { laterBegun <- lt.Begin(ctx, 0) }()
 	waitWaiters(t, e.s, 2)
-	if err := cb.Ack(in); err != nil {
+	if err := in.Finish(Ack()); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-susBegun; err != nil {
 		t.Fatal(err)
 	}
 	waitWaiters(t, e.s, 1) // the later job still waits: the suspect runs alone
-	if err := ca.Ack(sus); err != nil {
+	if err := sus.Finish(Ack()); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-laterBegun; err != nil {
 		t.Fatal(err)
 	}
-	cb.Ack(lt)
+	lt.Finish(Ack())
 	e.flush()
 	for _, id := range []uint64{culprit.ID, innocent.ID, later.ID} {
 		e.wantState(id, StateDone)
@@ -718,11 +718,11 @@ func TestCloseCommitsYoungFinishes(t *testing.T) {
 	ctx := context.Background()
 	r := e.enqueue(NewJob{})
 	c := e.consumer("default")
-	j := take(t, c)
-	if err := c.Begin(ctx, j, 0); err != nil {
+	j := claim(t, c)
+	if err := j.Begin(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Ack(j); err != nil {
+	if err := j.Finish(Ack()); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.s.Close(); err != nil { // no Flush or Check first: they would commit it
@@ -734,21 +734,34 @@ func TestCloseCommitsYoungFinishes(t *testing.T) {
 	}
 }
 
-// TestOneOutcomePerClaim: a second finishing call for the same claim is
-// refused and changes nothing (it used to lower the in-flight count again).
+// TestOneOutcomePerClaim: the claim protocol cannot be misused. An attempt's
+// outcome needs its Begin (the claim stays open); a claim finishes once, and a
+// second Finish or a Begin after it is refused and changes nothing (a second
+// Ack used to lower the in-flight count again).
 func TestOneOutcomePerClaim(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
+	ctx := context.Background()
 	r := e.enqueue(NewJob{})
 	c := e.consumer("default")
-	j := take(t, c)
-	if err := c.Ack(j); err != nil {
+	j := claim(t, c)
+	if err := j.Finish(Ack()); !errors.Is(err, ErrNotBegun) {
+		t.Fatalf("an ack without begin: %v", err)
+	}
+	if err := j.Begin(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Begin(ctx, 0); err == nil {
+		t.Fatal("a claim was begun twice")
+	}
+	if err := j.Finish(Ack()); err != nil {
 		t.Fatal(err)
 	}
 	for _, again := range []func() error{
-		func() error { return c.Ack(j) },
-		func() error { return c.Fail(j, AttemptError{}, time.Time{}) },
-		func() error { return c.Release(j) },
+		func() error { return j.Finish(Ack()) },
+		func() error { return j.Finish(Fail(AttemptError{}, time.Time{})) },
+		func() error { return j.Finish(Release()) },
+		func() error { return j.Begin(ctx, 0) },
 	} {
 		if err := again(); !errors.Is(err, ErrFinished) {
 			t.Fatalf("a second outcome: %v", err)
@@ -773,11 +786,11 @@ func TestCloseReleasesUnstartedJobs(t *testing.T) {
 		ids = append(ids, e.enqueue(NewJob{}).ID)
 	}
 	c, _ := e.s.Consume(ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 3})
-	held := take(t, c)
-	if err := c.Begin(context.Background(), held, 0); err != nil {
+	held := claim(t, c)
+	if err := held.Begin(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	for ctx := testContext(t); len(c.Jobs()) < 2; { // the other two are claimed and waiting in the channel
+	for ctx := testContext(t); len(c.Claims()) < 2; { // the other two are claimed and waiting in the channel
 		if ctx.Err() != nil {
 			t.Fatal("the other jobs were never claimed")
 		}
@@ -787,7 +800,7 @@ func TestCloseReleasesUnstartedJobs(t *testing.T) {
 	if err := c.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for range c.Jobs() {
+	for range c.Claims() {
 		t.Fatal("jobs left in a closed consumer")
 	}
 	for _, id := range ids {
@@ -805,7 +818,7 @@ func TestCloseReleasesUnstartedJobs(t *testing.T) {
 	if n := c.inflight.Load(); n != 1 {
 		t.Fatalf("in flight after close: %d, want the held job only", n)
 	}
-	if err := c.Ack(held); err != nil {
+	if err := held.Finish(Ack()); err != nil {
 		t.Fatal(err)
 	}
 	e.flush()
@@ -830,7 +843,7 @@ func TestStrictAndWeightedOrder(t *testing.T) {
 		if j.Queue != "high" {
 			t.Fatalf("strict order: job %d came from %s", i, j.Queue)
 		}
-		strict.Ack(j)
+		j.Finish(Ack())
 	}
 	strict.Close(context.Background())
 	e.flush()
@@ -844,7 +857,7 @@ func TestStrictAndWeightedOrder(t *testing.T) {
 	for range 16 {
 		j := take(t, weighted)
 		seen[j.Queue]++
-		weighted.Ack(j)
+		j.Finish(Ack())
 	}
 	if seen["low"] == 0 || seen["high"] == 0 {
 		t.Fatalf("weighted order starved a queue: %v", seen)
@@ -892,7 +905,7 @@ func TestList(t *testing.T) {
 	// Done: newest first.
 	c := e.consumer("x", "y")
 	for range 7 {
-		c.Ack(take(t, c))
+		take(t, c).Finish(Ack())
 	}
 	e.flush()
 	p, _ = e.s.List(ListFilter{State: StateDone, Limit: 2})
@@ -915,7 +928,7 @@ func TestTrimRetention(t *testing.T) {
 	var ids []uint64
 	for range 5 {
 		ids = append(ids, e.enqueue(NewJob{}).ID)
-		c.Ack(take(t, c))
+		take(t, c).Finish(Ack())
 	}
 	e.flush()
 	res, err := e.s.Trim(context.Background())
@@ -945,13 +958,13 @@ func TestFinishedJobsGoByFinishTime(t *testing.T) {
 	c := e.consumer("default")
 	slow := e.enqueue(NewJob{MaxAttempts: 2})
 	j := take(t, c)
-	if err := c.Fail(j, AttemptError{Message: "try later"}, e.clock.Now().Add(20*24*time.Hour)); err != nil {
+	if err := j.Finish(Fail(AttemptError{Message: "try later"}, e.clock.Now().Add(20*24*time.Hour))); err != nil {
 		t.Fatal(err)
 	}
 	var quick []uint64
 	for range 2 {
 		quick = append(quick, e.enqueue(NewJob{}).ID)
-		if err := c.Kill(take(t, c), AttemptError{Message: "no"}); err != nil {
+		if err := take(t, c).Finish(Kill(AttemptError{Message: "no"})); err != nil {
 			t.Fatal(err)
 		}
 		e.flush()
@@ -959,7 +972,7 @@ func TestFinishedJobsGoByFinishTime(t *testing.T) {
 	e.advance(20 * 24 * time.Hour)
 	if j := take(t, c); j.ID != slow.ID {
 		t.Fatalf("claimed %d, want the retried job %d", j.ID, slow.ID)
-	} else if err := c.Fail(j, AttemptError{Message: "for good"}, time.Time{}); err != nil {
+	} else if err := j.Finish(Fail(AttemptError{Message: "for good"}, time.Time{})); err != nil {
 		t.Fatal(err)
 	}
 	e.flush()
@@ -1050,9 +1063,9 @@ func TestPrefetchIsCappedByBytes(t *testing.T) {
 	// Fast jobs make the prefetch large by count; the byte cap holds it to
 	// what fits in 10,000 bytes (two 4 KB jobs), never below the two workers.
 	for range 8 {
-		j := take(t, c)
-		c.Begin(context.Background(), j, 0)
-		c.Ack(j)
+		j := claim(t, c)
+		j.Begin(context.Background(), 0)
+		j.Finish(Ack())
 	}
 	e.flush()
 	if held := c.inflightBytes.Load(); held > 10_000+int64(len(big))+jobOverhead {

@@ -42,8 +42,8 @@ type txn struct {
 }
 
 type claimBatch struct {
-	c    *Consumer
-	jobs []*Job
+	c      *Consumer
+	claims []*Claim
 }
 
 func (s *Store) newTxn(tx *bolt.Tx, now time.Time) *txn {
@@ -493,7 +493,9 @@ func (t *txn) finish(f *finish) error {
 	case finFail, finKill:
 		j.Attempt = rv.attempt
 		j.StartedAt = fromNano(f.started)
-		appendError(j, *f.err)
+		ae := *f.err
+		ae.Attempt = rv.attempt
+		appendError(j, ae)
 		t.processed++
 		t.failed++
 		if f.kind == finKill || j.Attempt >= j.MaxAttempts {
@@ -569,7 +571,7 @@ func (t *txn) claimFor(c *Consumer) error {
 		return nil
 	}
 	n := min(free, t.s.opts.ClaimBatch)
-	var jobs []*Job
+	var jobs []*Claim
 	budget := c.maxBytes - c.inflightBytes.Load()
 	order := c.order(t)
 	// First pass: each queue up to its share; second pass: fill what is left.
@@ -589,7 +591,7 @@ func (t *txn) claimFor(c *Consumer) error {
 		}
 	}
 	if len(jobs) > 0 {
-		t.claims = append(t.claims, claimBatch{c: c, jobs: jobs})
+		t.claims = append(t.claims, claimBatch{c: c, claims: jobs})
 		t.change.Started += len(jobs)
 	}
 	return nil
@@ -597,7 +599,7 @@ func (t *txn) claimFor(c *Consumer) error {
 
 // claimFrom claims up to want jobs of q for c, spending budget (bytes): once
 // it is spent, only jobs that keep the consumer's workers busy are claimed.
-func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job, budget *int64) ([]*Job, error) {
+func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Claim, budget *int64) ([]*Claim, error) {
 	if t.readyCount(q) <= 0 || t.isPaused(q) {
 		return out, nil
 	}
@@ -632,14 +634,14 @@ func (t *txn) claimFrom(c *Consumer, q *queueState, want int, out []*Job, budget
 		j.Attempt++
 		j.State = StateRunning
 		j.StartedAt = time.Time{}
-		j.claim = claimInfo{id: id, cost: jobCost(j), suspect: rdy.suspect, slot: -1}
+		cl := &Claim{Job: j, c: c, id: id, cost: jobCost(j), suspect: rdy.suspect, slot: -1}
 		rv := runningVal{qid: q.id, suspect: rdy.suspect, unique: j.UniqueKey != "", attempt: j.Attempt, claimed: t.nowNs}
 		if err := t.running.Put(u64(id), rv.bytes()); err != nil {
 			return out, err
 		}
 		t.delta(q.id, StateRunning, 1)
-		*budget -= j.claim.cost
-		out = append(out, j)
+		*budget -= cl.cost
+		out = append(out, cl)
 	}
 	t.touched[q.id] = true
 	t.change.touch(q.name)

@@ -332,7 +332,7 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 		close(r.done)
 	}
 	for _, cb := range t.claims {
-		cb.c.deliver(cb.jobs)
+		cb.c.deliver(cb.claims)
 	}
 	s.subs.publish(&t.change)
 	return nil

@@ -49,12 +49,12 @@ func TestJobRetryRefusesAuthenticationFailure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		j := <-c.Jobs()
-		if err := c.Begin(ctx, j); err != nil {
+		j := <-c.Claims()
+		if err := j.Begin(ctx, 0); err != nil {
 			t.Fatal(err)
 		}
 		now := r.srv.now()
-		if err := c.Kill(j, queue.AttemptError{Attempt: 1, Class: "AuthError", Message: "401", At: now}); err != nil {
+		if err := j.Finish(queue.Kill(queue.AttemptError{Attempt: 1, Class: "AuthError", Message: "401", At: now})); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Close(ctx); err != nil {

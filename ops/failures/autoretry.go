@@ -180,7 +180,7 @@ func (r *Retrier) AutoRetryClass(opts AutoRetryOptions) (lanes.Class, error) {
 	h := lanes.HandlerFunc(func(ctx context.Context, j *queue.Job) error {
 		args, err := parseAutoRetryArgs(j.Args)
 		if err != nil {
-			return lanes.Discard(err)
+			return lanes.Kill(err)
 		}
 		after := r.autoNext.Load()
 		if args.AfterID != nil {

@@ -257,7 +257,7 @@ func (c *Capture) failure(j *queue.Job, err error, timeout time.Duration) *data.
 		Step:         j.Context[queue.CtxStep],
 		Attempt:      j.Attempt,
 		Kind:         kind,
-		Retryable:    kind.Retryable() && !isDiscard(err),
+		Retryable:    kind.Retryable() && !isKill(err),
 		OccurredAt:   c.now(),
 		Fingerprint:  Fingerprint(SourceJobFailure, string(kind), j.Class, errClass+": "+msg),
 	}
@@ -497,12 +497,12 @@ func firstLine(s string, n int) string {
 // The lanes' control-flow errors are unexported types; they are recognised
 // by the dynamic type of a sample.
 var (
-	snoozeType  = reflect.TypeOf(lanes.Snooze(0))
-	discardType = reflect.TypeOf(lanes.Discard(errors.New("")))
+	snoozeType = reflect.TypeOf(lanes.Snooze(0))
+	killType   = reflect.TypeOf(lanes.Kill(errors.New("")))
 )
 
-func isSnooze(err error) bool  { return hasType(err, snoozeType) }
-func isDiscard(err error) bool { return hasType(err, discardType) }
+func isSnooze(err error) bool { return hasType(err, snoozeType) }
+func isKill(err error) bool   { return hasType(err, killType) }
 
 func hasType(err error, t reflect.Type) bool {
 	_, ok := first(err, func(e error) (struct{}, bool) { return struct{}{}, reflect.TypeOf(e) == t })

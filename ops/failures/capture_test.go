@@ -64,7 +64,7 @@ func TestCaptureRecordsFailures(t *testing.T) {
 			want{true, fault.Transient, true, "Timeout", "timed out after 2s: context deadline exceeded", "lanes.TimeoutError", 2}},
 		{"timeout with a runtime error", expired, queue.Job{Class: "SlowJob"}, errors.New("gave up"),
 			want{true, fault.Transient, true, "Timeout", "timed out after 2s: gave up", "", 2}},
-		{"discarded", t.Context(), queue.Job{Class: "SyncJob"}, lanes.Discard(errors.New("bad args")),
+		{"discarded", t.Context(), queue.Job{Class: "SyncJob"}, lanes.Kill(errors.New("bad args")),
 			want{true, fault.Runtime, false, "Error", "bad args", "", 2}},
 		{"snooze is not a failure", t.Context(), queue.Job{Class: "SyncJob"}, lanes.Snooze(time.Minute), want{}},
 		{"shutdown is not a failure", cancelled, queue.Job{Class: "SyncJob"}, context.Canceled, want{}},

@@ -34,26 +34,26 @@ func (r *failRig) jobIn(class, q string, st queue.State) *queue.Job {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var j *queue.Job
+	var j *queue.Claim
 	select {
-	case j = <-c.Jobs():
+	case j = <-c.Claims():
 	case <-ctx.Done():
 		r.t.Fatal("no job claimed")
 	}
 	if j.ID != id {
 		r.t.Fatalf("claimed job %d, want %d", j.ID, id)
 	}
-	if err := c.Begin(ctx, j, 0); err != nil {
+	if err := j.Begin(ctx, 0); err != nil {
 		r.t.Fatal(err)
 	}
 	ae := queue.AttemptError{Class: "Error", Message: "failed", At: r.clock.Now()}
 	switch st {
 	case queue.StateDone:
-		err = c.Ack(j)
+		err = j.Finish(queue.Ack())
 	case queue.StateDead:
-		err = c.Kill(j, ae)
+		err = j.Finish(queue.Kill(ae))
 	case queue.StateRetry:
-		err = c.Fail(j, ae, r.clock.Now().Add(time.Hour))
+		err = j.Finish(queue.Fail(ae, r.clock.Now().Add(time.Hour)))
 	}
 	if err != nil {
 		r.t.Fatal(err)
