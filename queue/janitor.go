@@ -8,10 +8,15 @@ import (
 
 var timeZero time.Time
 
-// janitor enforces retention every JanitorInterval: done and dead jobs past
-// their age or count limit, expired unique keys of finished jobs, old per-minute
-// counters. Each pass deletes in transactions of at most 10,000 entries so the
-// writer never stalls for long.
+// Retention rides on the writer's commits: each main commit also deletes, from
+// the oldest end of the finish-time indexes, the done and dead jobs over their
+// limit or past their age, and the expired unique keys — at most
+// maintenanceBudget entries, so that no commit grows long with it. A commit
+// that leaves some due asks for another at once: a backlog is worked off in
+// bounded steps between enqueues, and done never overshoots its limit by more
+// than one commit's acks. The janitor wakes the writer every JanitorInterval,
+// for the jobs that age out while nothing else commits, and trims the
+// per-minute counters.
 func (s *Store) janitor() {
 	defer close(s.janEnd)
 	t := time.NewTicker(s.opts.JanitorInterval)
@@ -21,11 +26,45 @@ func (s *Store) janitor() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if _, err := s.Trim(context.Background()); err != nil && err != ErrClosed {
-				s.log.Error("retention pass failed", "err", err)
+			if err := s.submit(func(p *pending) { p.maintain = true }); err != nil {
+				return
+			}
+			if _, err := s.trimStats(context.Background()); err != nil && err != ErrClosed {
+				s.log.Error("trimming the per-minute counters failed", "err", err)
 			}
 		}
 	}
+}
+
+// maintenanceBudget bounds the retention work of one commit: twice the jobs it
+// finishes (so that retention keeps pace) and at least minMaintenance, at most
+// maxMaintenance entries.
+func maintenanceBudget(finished int) int {
+	return min(maxMaintenance, max(minMaintenance, 2*finished))
+}
+
+const (
+	minMaintenance = 256
+	maxMaintenance = 4096
+)
+
+// maintain does up to budget entries of retention work and reports whether
+// more is due.
+func (t *txn) maintain(budget int) (more bool, err error) {
+	o := t.s.opts
+	for _, f := range []func(int) (int, bool, error){
+		func(b int) (int, bool, error) { return t.trimFinished(StateDone, o.DoneLimit, o.DoneRetention, b) },
+		func(b int) (int, bool, error) { return t.trimFinished(StateDead, o.DeadLimit, o.DeadRetention, b) },
+		t.trimUnique,
+	} {
+		n, m, err := f(budget)
+		if err != nil {
+			return false, err
+		}
+		budget -= n
+		more = more || m
+	}
+	return more, nil
 }
 
 // TrimResult counts what one retention pass removed.
@@ -33,7 +72,8 @@ type TrimResult struct {
 	Done, Dead, UniqueKeys, StatMinutes int
 }
 
-// Trim runs one retention pass now (the janitor calls it on its interval).
+// Trim runs a whole retention pass now, in bounded transactions of its own
+// (the commits do it as they go; see maintain).
 func (s *Store) Trim(ctx context.Context) (TrimResult, error) {
 	var r TrimResult
 	var err error

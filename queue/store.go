@@ -67,7 +67,8 @@ type Options struct {
 	ClaimBatch int
 	// LockTimeout is how long Open waits for the file lock (default 1 s).
 	LockTimeout time.Duration
-	// JanitorInterval is how often retention is enforced (default 1 min).
+	// JanitorInterval is how often the writer looks for jobs that aged out
+	// while nothing committed (default 1 min); commits trim as they go.
 	JanitorInterval time.Duration
 	// NoSync turns off fsync. Unsafe: for tests and bulk loads only.
 	NoSync bool
@@ -182,6 +183,7 @@ type Store struct {
 	closing bool
 	wake    chan struct{}
 
+	trimDue    bool          // retention work is due (writer only; see maintain)
 	enqCallers int           // enqueue calls a commit can expect (writer only; see linger)
 	lastCommit time.Duration // how long the last main transaction took (writer only)
 	wstats     writerStats

@@ -288,10 +288,7 @@ func TestRetentionKeepsAHeldUniqueKey(t *testing.T) {
 	take(t, c).Finish(Ack())
 	e.enqueue(NewJob{})
 	take(t, c).Finish(Ack())
-	e.flush()
-	if res, err := e.s.Trim(context.Background()); err != nil || res.Done != 1 {
-		t.Fatalf("trim %+v %v", res, err)
-	}
+	e.flush() // the second ack's commit trims the first done job
 	if _, err := e.s.Get(held.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the held job's record should be trimmed: %v", err)
 	}
@@ -921,6 +918,45 @@ func TestList(t *testing.T) {
 	}
 }
 
+// TestRetentionKeepsPaceInTheCommits: done stays at its limit while jobs
+// finish, without a retention pass (it used to grow until the janitor's next
+// minute), and each commit's share of the work is bounded.
+func TestRetentionKeepsPaceInTheCommits(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(o *Options) { o.NoSync = true; o.DoneLimit = 100 })
+	ctx := context.Background()
+	batch := make([]NewJob, 1000)
+	for i := range batch {
+		batch[i] = NewJob{Class: "C", Queue: "default"}
+	}
+	c := e.s.mustConsume(t, ConsumerConfig{Name: "c", Queues: []string{"default"}, Concurrency: 64})
+	for range 3 {
+		if _, err := e.s.EnqueueMany(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for range len(batch) {
+			if err := take(t, c).Finish(Ack()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.flush()
+		if n := e.s.Counts()[StateDone]; n != 100 {
+			t.Fatalf("done holds %d jobs, limit 100", n)
+		}
+	}
+	// A backlog (here: a lower limit) is worked off in steps of a bounded size.
+	err := e.s.admin(ctx, func(tx *txn) error {
+		n, more, err := tx.trimFinished(StateDone, 10, time.Hour, 7)
+		if err != nil || n != 7 || !more {
+			t.Errorf("one bounded step: %d removed, more %v, %v", n, more, err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestTrimRetention(t *testing.T) {
 	t.Parallel()
 	e := setup(t, func(o *Options) { o.DoneLimit = 3; o.DoneRetention = time.Hour })
@@ -931,17 +967,18 @@ func TestTrimRetention(t *testing.T) {
 		take(t, c).Finish(Ack())
 	}
 	e.flush()
-	res, err := e.s.Trim(context.Background())
-	if err != nil || res.Done != 2 {
-		t.Fatalf("trim by count: %+v %v", res, err)
+	// The commits trim as they go: done never holds more than its limit.
+	if n := e.s.Counts()[StateDone]; n != 3 {
+		t.Fatalf("done holds %d, limit 3", n)
 	}
 	if _, err := e.s.Get(ids[1]); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("oldest done job kept: %v", err)
 	}
 	e.wantState(ids[2], StateDone)
+	// By age: a pass when nothing else commits (the janitor's tick).
 	e.clock.Advance(2 * time.Hour)
-	if res, _ := e.s.Trim(context.Background()); res.Done != 3 {
-		t.Fatalf("trim by age: %+v", res)
+	if res, err := e.s.Trim(context.Background()); err != nil || res.Done != 3 {
+		t.Fatalf("trim by age: %+v %v", res, err)
 	}
 	if n := e.s.Counts()[StateDone]; n != 0 {
 		t.Fatalf("done left %d", n)
@@ -954,7 +991,6 @@ func TestTrimRetention(t *testing.T) {
 func TestFinishedJobsGoByFinishTime(t *testing.T) {
 	t.Parallel()
 	e := setup(t, func(o *Options) { o.DeadLimit = 2 })
-	ctx := context.Background()
 	c := e.consumer("default")
 	slow := e.enqueue(NewJob{MaxAttempts: 2})
 	j := take(t, c)
@@ -984,12 +1020,10 @@ func TestFinishedJobsGoByFinishTime(t *testing.T) {
 	for _, j := range page.Jobs {
 		ids = append(ids, j.ID)
 	}
-	if want := []uint64{slow.ID, quick[1], quick[0]}; !slices.Equal(ids, want) {
+	// Dead is over its limit of 2 at the third death: the commit trims the
+	// first job that died, and the list shows the latest death first.
+	if want := []uint64{slow.ID, quick[1]}; !slices.Equal(ids, want) {
 		t.Fatalf("dead jobs listed %v, want the latest death first %v", ids, want)
-	}
-	res, err := e.s.Trim(ctx)
-	if err != nil || res.Dead != 1 {
-		t.Fatalf("trim: %+v %v", res, err)
 	}
 	if _, err := e.s.Get(quick[0]); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the first job to die was kept: %v", err)

@@ -44,6 +44,7 @@ type pending struct {
 	fin      []finish
 	finSince time.Time // when the oldest waiting finish arrived (real time)
 	admin    []*adminReq
+	maintain bool // the janitor's tick: look for retention work
 }
 
 // Finished attempts are not worth a commit of their own at once: the job has
@@ -162,6 +163,9 @@ func (s *Store) cycle(stopping bool) time.Duration {
 		p := s.pend
 		s.pend = pending{enq: spare.enq[:0], fin: spare.fin[:0], admin: spare.admin[:0]}
 		s.pmu.Unlock()
+		if p.maintain {
+			s.trimDue = true
+		}
 
 		// The clock is read after taking the work: whatever was handed over
 		// after a clock change (a Flush, say) sees promotions as of that change.
@@ -170,7 +174,7 @@ func (s *Store) cycle(stopping bool) time.Duration {
 		if !stopping {
 			consumers = s.snapshotConsumers()
 		}
-		others := (!s.nextDue.IsZero() && !s.nextDue.After(now)) || s.claimable(consumers)
+		others := (!s.nextDue.IsZero() && !s.nextDue.After(now)) || s.claimable(consumers) || (s.trimDue && !stopping)
 
 		// Finished attempts wait for a commit with another reason (see ackLinger);
 		// operator actions and Flush want everything before them committed.
@@ -268,6 +272,7 @@ func (s *Store) snapshotConsumers() []*Consumer {
 // promotions and claims.
 func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueReq, fin []finish) error {
 	var t *txn
+	var trimMore bool
 	t0 := time.Now()
 	if len(fin) > 0 {
 		s.failpoint(FailpointBeforeAckCommit)
@@ -298,6 +303,10 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 				return err
 			}
 		}
+		var err error
+		if trimMore, err = t.maintain(maintenanceBudget(len(fin))); err != nil {
+			return err
+		}
 		if err := t.computeNextDue(); err != nil {
 			return err
 		}
@@ -316,6 +325,7 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 	}
 	s.failpoint(FailpointAfterCommit)
 	s.applyTxn(t)
+	s.trimDue = trimMore
 	// The callers the next commit can expect: those this one answers (they
 	// come back) and those that arrived while it ran (they wait already) —
 	// the most seen lately, fading by a tenth per commit when fewer come.
