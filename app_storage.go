@@ -350,7 +350,7 @@ func (q *queueSnapshots) snapshot(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		n, backupErr = q.store.Backup(pw)
+		n, backupErr = q.store.Backup(ctx, pw)
 		pw.CloseWithError(backupErr)
 	}()
 	err := data.PutReplicaFile(ctx, q.url, queueSnapshotName, pr)

@@ -30,10 +30,11 @@ const (
 	DefaultClaimBatch         = 1024
 	DefaultLockTimeout        = time.Second
 	DefaultJanitorInterval    = time.Minute
+	DefaultCompactAt          = 64 << 20
 	defaultFinishBatch        = 16384
 	defaultPromoteBatch       = 4096
 	defaultTrimBatch          = 10_000
-	defaultInitialMmapSize    = 256 << 20
+	DefaultInitialMmapSize    = 1 << 30
 	maxQueueNameLen           = 64
 	maxClassNameLen           = 200
 	maxUniqueKeyLen           = 512
@@ -70,6 +71,14 @@ type Options struct {
 	// JanitorInterval is how often the writer looks for jobs that aged out
 	// while nothing committed (default 1 min); commits trim as they go.
 	JanitorInterval time.Duration
+	// InitialMmapSize is the address space the file is mapped with at first
+	// (default 1 GiB; address space, not memory). While the file fits, a
+	// commit never has to remap it, which would wait for every open read
+	// transaction (a long List, a snapshot's compaction).
+	InitialMmapSize int
+	// CompactAt: at Open, a file of at least this size whose live data is
+	// under half of it is compacted first (default 64 MiB; negative: never).
+	CompactAt int64
 	// NoSync turns off fsync. Unsafe: for tests and bulk loads only.
 	NoSync bool
 	// Now is the clock (default time.Now).
@@ -90,6 +99,8 @@ func (o Options) withDefaults() Options {
 	o.ClaimBatch = cmp.Or(o.ClaimBatch, DefaultClaimBatch)
 	o.LockTimeout = cmp.Or(o.LockTimeout, DefaultLockTimeout)
 	o.JanitorInterval = cmp.Or(o.JanitorInterval, DefaultJanitorInterval)
+	o.InitialMmapSize = cmp.Or(o.InitialMmapSize, DefaultInitialMmapSize)
+	o.CompactAt = cmp.Or(o.CompactAt, DefaultCompactAt)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -211,18 +222,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         opts.LockTimeout,
-		FreelistType:    bolt.FreelistMapType,
-		NoFreelistSync:  true,
-		InitialMmapSize: defaultInitialMmapSize,
-		NoSync:          opts.NoSync,
-	})
+	db, err := openBolt(path, opts)
 	if err != nil {
-		if isTimeout(err) {
-			return nil, fmt.Errorf("%w: %s (is another conveyor running on this data directory?)", ErrLocked, path)
-		}
-		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+		return nil, err
+	}
+	if db, err = compactSparse(db, path, opts); err != nil {
+		return nil, err
 	}
 	jn, crashed, err := openJournal(path + ".running")
 	if err != nil {
@@ -251,6 +256,65 @@ func Open(path string, opts Options) (*Store, error) {
 	go s.writer()
 	go s.janitor()
 	return s, nil
+}
+
+func openBolt(path string, opts Options) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		NoFreelistSync:  true,
+		InitialMmapSize: opts.InitialMmapSize,
+		NoSync:          opts.NoSync,
+	})
+	if err != nil {
+		if isTimeout(err) {
+			return nil, fmt.Errorf("%w: %s (is another conveyor running on this data directory?)", ErrLocked, path)
+		}
+		return nil, fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// compactSparse compacts the file at start-up when it is at least CompactAt
+// bytes and its live data is under half of it (bbolt never shrinks a file: a
+// burst's peak stays allocated): a compacted copy replaces it, atomically.
+func compactSparse(db *bolt.DB, path string, opts Options) (*bolt.DB, error) {
+	fi, err := os.Stat(path)
+	if err != nil || opts.CompactAt < 0 || fi.Size() < opts.CompactAt {
+		return db, nil
+	}
+	var size int64
+	db.View(func(tx *bolt.Tx) error {
+		size = tx.Size()
+		return nil
+	})
+	live := size - int64(db.Stats().FreeAlloc)
+	if live*2 >= fi.Size() {
+		return db, nil
+	}
+	start := time.Now()
+	tmp := path + ".compact"
+	if err := compactFile(db, tmp); err != nil {
+		os.Remove(tmp)
+		opts.Logger.Warn("compacting the queue file failed; going on with it as it is", "file", path, "err", err)
+		return db, nil
+	}
+	if err := db.Close(); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("queue: compact %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("queue: compact %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	after, _ := os.Stat(path)
+	opts.Logger.Info("compacted the queue file", "file", path, "bytes_before", fi.Size(), "bytes_after", after.Size(),
+		"took", time.Since(start))
+	return openBolt(path, opts)
 }
 
 // init creates the buckets, checks the format, loads the counters and rescues
@@ -372,15 +436,98 @@ func (s *Store) Size() int64 {
 func (s *Store) Path() string { return s.path }
 
 // Backup writes a consistent snapshot of the whole store to w while the store
-// keeps running (bbolt's copy under a read transaction) and returns its size.
-func (s *Store) Backup(w io.Writer) (int64, error) {
-	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
+// keeps running, and returns its size. The snapshot is compacted first into a
+// temporary file beside the store (bbolt's Compact, under one read
+// transaction: it copies the live data only, so the snapshot has the store's
+// live size, not its file's peak), then streamed to w with no transaction
+// open: a slow w never holds back a commit. ctx ends a stream in progress.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	tmp, err := s.compactTo(filepath.Dir(s.path))
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp)
+	f, err := os.Open(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("queue: backup: %w", err)
+	}
+	defer f.Close()
+	n, err := io.Copy(ctxWriter{ctx, w}, f)
+	if err != nil {
+		return n, fmt.Errorf("queue: backup: %w", err)
+	}
+	return n, nil
+}
+
+// compactTo writes a compacted copy of the store into a new temporary file in
+// dir and returns its path; the caller removes it.
+func (s *Store) compactTo(dir string) (string, error) {
+	f, err := os.CreateTemp(dir, filepath.Base(s.path)+".snapshot-*")
+	if err != nil {
+		return "", fmt.Errorf("queue: backup: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	if err := compactFile(s.db, tmp); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("queue: backup: %w", err)
+	}
+	return tmp, nil
+}
+
+// compactFile copies src's live data into a new bbolt file at dst (replacing
+// any file there), fsynced.
+func compactFile(src *bolt.DB, dst string) error {
+	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
+	}
+	db, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return err
+	}
+	if err := bolt.Compact(db, src, 64<<20); err != nil {
+		db.Close()
+		return err
+	}
+	return errors.Join(db.Sync(), db.Close())
+}
+
+// ctxWriter is a writer that stops once ctx ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// FileStats describes the store's file.
+type FileStats struct {
+	// Allocated is the file's size on disk: bbolt grows it ahead of need and
+	// never shrinks it.
+	Allocated int64
+	// Live is what its pages in use hold; the rest are free pages, reused
+	// before the file grows again (a snapshot, or a compaction at start-up,
+	// has about this size).
+	Live int64
+}
+
+// FileStats returns the file's allocated and live sizes.
+func (s *Store) FileStats() FileStats {
+	var fs FileStats
+	s.db.View(func(tx *bolt.Tx) error {
+		fs.Live = tx.Size()
+		return nil
 	})
-	return n, err
+	fs.Live -= int64(s.db.Stats().FreeAlloc)
+	if fi, err := os.Stat(s.path); err == nil {
+		fs.Allocated = fi.Size()
+	}
+	return fs
 }
 
 // QueueInfo describes one queue.

@@ -20,7 +20,7 @@ type collector struct {
 	topo  lanes.Topology
 	pool  *lanes.Pool
 
-	queueSize, queueLatency, queuePaused, jobs                     *prometheus.Desc
+	queueSize, queueLatency, queuePaused, jobs, fileBytes, stuck   *prometheus.Desc
 	laneBusy, laneConcurrency, laneOpen, laneProcessed, laneFailed *prometheus.Desc
 }
 
@@ -34,6 +34,8 @@ func newCollector(store *queue.Store, topo lanes.Topology, pool *lanes.Pool) *co
 		queueLatency:    d("queue_latency_seconds", "How long the queue's next job to run has been waiting.", "queue", "lane"),
 		queuePaused:     d("queue_paused", "1 when the queue is paused.", "queue", "lane"),
 		jobs:            d("jobs", "Jobs by queue and state.", "queue", "state"),
+		fileBytes:       d("queue_file_bytes", "The queue file: allocated (its size on disk, never shrinking) and live (what its pages in use hold).", "kind"),
+		stuck:           d("jobs_stuck", "Jobs whose attempt runs past its timeout: their handler ignores its context."),
 		laneBusy:        d("lane_busy_workers", "Workers of the lane running a job now.", "lane"),
 		laneConcurrency: d("lane_concurrency", "Workers of the lane.", "lane"),
 		laneOpen:        d("lane_open", "1 when the lane's gate is open (0: held, e.g. local AI down).", "lane"),
@@ -44,7 +46,7 @@ func newCollector(store *queue.Store, topo lanes.Topology, pool *lanes.Pool) *co
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queueSize, c.queueLatency, c.queuePaused, c.jobs,
+	for _, d := range []*prometheus.Desc{c.queueSize, c.queueLatency, c.queuePaused, c.jobs, c.fileBytes, c.stuck,
 		c.laneBusy, c.laneConcurrency, c.laneOpen, c.laneProcessed, c.laneFailed} {
 		ch <- d
 	}
@@ -75,6 +77,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			emit(qi)
 		}
 	}
+	fs := c.store.FileStats()
+	gauge(c.fileBytes, float64(fs.Allocated), "allocated")
+	gauge(c.fileBytes, float64(fs.Live), "live")
+	gauge(c.stuck, float64(len(c.store.Stuck())))
 	if c.pool == nil {
 		return
 	}

@@ -36,6 +36,9 @@ func TestMetrics(t *testing.T) {
 		`conveyor_lane_failed_total{lane="default"} 1`,
 		"# TYPE conveyor_lane_processed_total counter",
 		"# TYPE conveyor_queue_size gauge",
+		`conveyor_queue_file_bytes{kind="allocated"} `,
+		`conveyor_queue_file_bytes{kind="live"} `,
+		"conveyor_jobs_stuck 0",
 		"go_goroutines ",
 		"process_cpu_seconds_total ",
 	} {

@@ -275,7 +275,7 @@ func (r *Retrier) check(ctx context.Context, f *data.Failure, mode retryMode) (r
 	}
 	if !f.Retryable {
 		return retryPlan{}, r.refusal(ctx, f, RefusedNotRetryable, data.RetryRefused,
-			"the failure is not retryable (its handler discarded the job)")
+			"the failure is not retryable (its handler killed the job)")
 	}
 	if e := statusRefusal(f, mode); e != nil {
 		return retryPlan{}, e
