@@ -203,7 +203,8 @@ type Store struct {
 	cmu       sync.Mutex
 	consumers []*Consumer
 
-	subs subscribers
+	subs   subscribers
+	health health
 
 	stop      chan struct{}
 	writerEnd chan struct{}
@@ -350,6 +351,12 @@ func (s *Store) init(crashed []uint64) error {
 				return err
 			}
 			s.log.Info("migrated the queue file to a new format", "from", f[0], "to", storeFormat)
+		}
+		if meta.Get(keyRecount) != nil {
+			if err := recount(tx); err != nil {
+				return err
+			}
+			s.log.Warn("recounted the queue's counters from its indexes (a commit had found them inconsistent)")
 		}
 		if err := s.loadQueues(tx); err != nil {
 			return err

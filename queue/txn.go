@@ -687,10 +687,24 @@ func (t *txn) flushCounts() error {
 			if v := t.counts.Get(k); v != nil {
 				cur = getI64(v)
 			}
-			if cur+d[st] < 0 {
-				return fmt.Errorf("queue: counter of queue %d state %v would go negative", qid, State(st))
+			next := cur + d[st]
+			if next < 0 {
+				// The counters disagree with the indexes. Failing the commit
+				// would fail every caller in it, and the next, for ever: hold
+				// the counter at zero, report it once, and have the next start
+				// recount them all.
+				name := fmt.Sprint(qid)
+				if q := t.queueByID(qid); q != nil {
+					name = q.name
+				}
+				t.s.inconsistent(fmt.Sprintf("the count of %s jobs in queue %q would go below zero", State(st), name))
+				d[st] -= next
+				next = 0
+				if err := t.tx.Bucket(bucketMeta).Put(keyRecount, []byte{1}); err != nil {
+					return err
+				}
 			}
-			if err := t.counts.Put(k, u64(uint64(cur+d[st]))); err != nil {
+			if err := t.counts.Put(k, u64(uint64(next))); err != nil {
 				return err
 			}
 		}

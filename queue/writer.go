@@ -98,6 +98,9 @@ func (s *Store) kick() {
 }
 
 func (s *Store) submit(add func(p *pending)) error {
+	if err := s.refusing(); err != nil {
+		return err
+	}
 	s.pmu.Lock()
 	if s.closing {
 		s.pmu.Unlock()
@@ -199,12 +202,17 @@ func (s *Store) cycle(stopping bool) time.Duration {
 			s.runAdmin(a)
 		}
 		if err != nil {
-			// Enqueuers got the error. Finished attempts stay pending and are tried
-			// again shortly; if the process dies first they are rescued on Open.
+			// Enqueuers got the error. Finished attempts stay pending and are
+			// tried again shortly (a full disk may have space again); after a
+			// failed write they wait for the restart, which finds their jobs
+			// running and puts them back.
 			s.log.Error("queue commit failed", "err", err)
 			s.pmu.Lock()
 			s.pend.fin = append(p.fin, s.pend.fin...)
 			s.pmu.Unlock()
+			if s.refusing() != nil {
+				return -1
+			}
 			return 100 * time.Millisecond
 		}
 		if !did && len(p.admin) == 0 {
@@ -317,6 +325,7 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 		return nil
 	})
 	if err != nil {
+		err = s.commitFailed(err)
 		for _, r := range enq {
 			r.results, r.err = nil, err
 			close(r.done)
@@ -324,6 +333,7 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 		return err
 	}
 	s.failpoint(FailpointAfterCommit)
+	s.committed()
 	s.applyTxn(t)
 	s.trimDue = trimMore
 	// The callers the next commit can expect: those this one answers (they
@@ -384,8 +394,11 @@ func (s *Store) runAdmin(a *adminReq) {
 		s.failpoint(FailpointBeforeCommit)
 		return nil
 	})
-	if a.err == nil {
+	if a.err != nil {
+		a.err = s.commitFailed(a.err)
+	} else {
 		s.failpoint(FailpointAfterCommit)
+		s.committed()
 		s.applyTxn(t)
 		if a.after != nil {
 			a.after()

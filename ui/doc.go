@@ -156,7 +156,10 @@
 //	     too large batch
 //	429  too many failed logins from one address (with Retry-After)
 //	500  anything else: a generic message; the detail is logged only
-//	503  the store is closed (shutting down)
+//	503  the store is closed (shutting down), or refuses writes after its
+//	     file could not be written (until the server restarts)
+//	507  the queue's disk is full: nothing was written (retry once space
+//	     is freed)
 //
 // # Security
 //

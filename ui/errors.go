@@ -130,6 +130,8 @@ var errorTable = []errorRow{
 	{http.StatusTooManyRequests, is(errTooMany, "", "too many requests: wait and try again")},
 	{http.StatusServiceUnavailable, is(errUnavailable, "", "temporarily unavailable")},
 	{http.StatusServiceUnavailable, is(queue.ErrClosed, "", "the server is shutting down")},
+	{http.StatusInsufficientStorage, is(queue.ErrDiskFull, "", "the queue's disk is full: nothing was written; retry once space is freed")},
+	{http.StatusServiceUnavailable, is(queue.ErrFailed, "", "the queue file could not be written: writes are refused until the server restarts")},
 }
 
 // classify maps err through errorTable: the status and what the client sees.

@@ -49,9 +49,13 @@ func (s *Server) readyz(r *http.Request, _ httprouter.Params) (int, any, error) 
 	return http.StatusOK, out, nil
 }
 
-// queueCheck asks the store's writer for a round trip (no transaction when
-// there is nothing to write).
+// queueCheck reports what keeps the store from working (a full disk, a
+// failed write, counters found inconsistent), then asks its writer for a
+// round trip (no transaction when there is nothing to write).
 func (s *Server) queueCheck(ctx context.Context) Check {
+	if err := s.store.Err(); err != nil {
+		return Check{Name: "queue", Detail: err.Error()}
+	}
 	err := s.store.Flush(ctx)
 	switch {
 	case err == nil:
