@@ -26,6 +26,10 @@ const beMainEnv = "CONVEYOR_TEST_BE_MAIN"
 func TestMain(m *testing.M) {
 	if os.Getenv(beMainEnv) == "1" {
 		extraClasses = registerPoisonPills
+		if err := limitMemory(); err != nil {
+			fmt.Fprintln(os.Stderr, "test server: memory limit:", err)
+			os.Exit(1)
+		}
 		runMain(withFailpoints(context.Background(), failpointsFromEnv()))
 		os.Exit(0)
 	}
