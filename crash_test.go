@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -263,4 +264,45 @@ func TestSIGTERMDrainsUnderLoad(t *testing.T) {
 		t.Fatalf("history across SIGTERM: %v", r)
 	}
 	srv.terminate()
+}
+
+// TestDamagedFilesStopServe: `conveyor serve` on a data directory whose queue
+// file or database is damaged exits at once, naming the file and `conveyor
+// restore`, and leaves the file as it was.
+func TestDamagedFilesStopServe(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{queueFile, "conveyor.db"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			data := filepath.Join(t.TempDir(), "data")
+			args := []string{"--schedule", emptySchedule(t)}
+			srv := startServer(t, data, args...)
+			srv.enqueueJob(deadline(t), t, map[string]any{"class": "NoopJob"})
+			if err, _ := srv.terminate(); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(data, name)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clear(b[:len(b)/2])
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
+			srv, err = launchServer(t, data, env, args...)
+			if err == nil {
+				t.Fatal("serve started on a damaged file")
+			}
+			log := srv.stderr.String()
+			if !strings.Contains(log, "damaged") || !strings.Contains(log, path) || !strings.Contains(log, "conveyor restore") {
+				t.Fatalf("serve's message does not name the damaged file and conveyor restore:\n%s", log)
+			}
+			after, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(after, b) {
+				t.Fatalf("the damaged file was changed (%v)", err)
+			}
+		})
+	}
 }

@@ -113,6 +113,9 @@ func open(ctx context.Context, path string, opts Options, migrations migrationSo
 		db.now = time.Now
 	}
 
+	if err := checkFile(ctx, abs); err != nil {
+		return nil, err
+	}
 	db.w, err = sql.Open("sqlite", writerDSN(abs))
 	if err != nil {
 		return nil, fmt.Errorf("data: open %s: %w", abs, err)
@@ -251,6 +254,53 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 }
 
 // writerDSN is the DSN of the single writer connection.
+// ErrDamaged is returned by Open for a database file that SQLite finds damaged
+// (not a database, truncated, a page that does not check). The file is left
+// as it was.
+var ErrDamaged = errors.New("data: the database file is damaged")
+
+// checkFile runs SQLite's quick_check on an existing database before anything
+// is written to it: opened immutable (no lock, no journal, no change), so a
+// damaged file stops the start with ErrDamaged, naming it and the way back,
+// and is not touched. It reads the whole file once.
+func checkFile(ctx context.Context, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() == 0 {
+		return nil // nothing there yet
+	}
+	bad := func(cause string) error {
+		return fmt.Errorf("%w: %s: %s. It was left as it is; restore the data directory from its replica with `conveyor restore` (see `conveyor restore --help`)",
+			ErrDamaged, path, cause)
+	}
+	c, err := sql.Open("sqlite", "file:"+escapePath(path)+"?mode=ro&immutable=1")
+	if err != nil {
+		return fmt.Errorf("data: open %s: %w", path, err)
+	}
+	defer c.Close()
+	rows, err := c.QueryContext(ctx, "PRAGMA quick_check(5)")
+	if err != nil {
+		return bad(err.Error())
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return bad(err.Error())
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return bad(err.Error())
+	}
+	if len(problems) > 0 {
+		return bad(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
 func writerDSN(path string) string {
 	return "file:" + escapePath(path) + "?" + strings.Join([]string{
 		"_pragma=busy_timeout(" + fmt.Sprint(DefaultBusyTimeout.Milliseconds()) + ")",

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -259,7 +260,20 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// ErrDamaged is returned by Open for a queue file that is not whole: bbolt
+// cannot open it, its structure does not check, or a record does not decode.
+// The file is left as it was.
+var ErrDamaged = errors.New("queue: the queue file is damaged")
+
+// openBolt opens the file for the store. An existing file is first checked
+// whole, opened read-only (verifyFile): a damaged file stops the start with
+// ErrDamaged, naming the file and the way back, and is not touched.
 func openBolt(path string, opts Options) (*bolt.DB, error) {
+	if _, err := os.Stat(path); err == nil {
+		if err := verifyFile(path, opts); err != nil {
+			return nil, err
+		}
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         opts.LockTimeout,
 		FreelistType:    bolt.FreelistMapType,
@@ -274,6 +288,79 @@ func openBolt(path string, opts Options) (*bolt.DB, error) {
 		return nil, fmt.Errorf("queue: open %s: %w", path, err)
 	}
 	return db, nil
+}
+
+func damaged(path string, cause error) error {
+	return fmt.Errorf("%w: %s: %v. It was left as it is; restore the data directory from its replica with `conveyor restore` (see `conveyor restore --help`)",
+		ErrDamaged, path, cause)
+}
+
+// verifyFile opens an existing file read-only and walks all of it in this
+// goroutine: every bucket and key (so every page in use: bbolt asserts each
+// page's type as it goes), and every job record decoded. bbolt's own checks
+// run in goroutines of their own, where a damaged page's panic would kill the
+// process; here a panic, or a fault on a mapping past a truncated file's end,
+// is caught and reported. It costs a read of the file at each start.
+func verifyFile(path string, opts Options) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = damaged(path, fmt.Errorf("%v", r))
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: opts.LockTimeout})
+	if err != nil {
+		if isTimeout(err) {
+			return fmt.Errorf("%w: %s (is another conveyor running on this data directory?)", ErrLocked, path)
+		}
+		return damaged(path, err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		if tx.Size() > fi.Size() {
+			return fmt.Errorf("the file ends at %d bytes, its pages at %d (truncated?)", fi.Size(), tx.Size())
+		}
+		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error { return walkBucket(b) }); err != nil {
+			return err
+		}
+		jobs, dead := tx.Bucket(bucketJobs), tx.Bucket(bucketDead)
+		if jobs == nil {
+			return nil // a file this store never wrote: init makes the buckets
+		}
+		return jobs.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("a job key of %d bytes", len(k))
+			}
+			if _, err := decodeRecord(getU64(k), v); err != nil && (dead == nil || dead.Get(k) == nil) {
+				// (A record found unreadable before was quarantined in dead:
+				// known, kept for inspection.)
+				return fmt.Errorf("job %d: %w", getU64(k), err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return damaged(path, err)
+	}
+	return nil
+}
+
+// walkBucket visits every key of b and of the buckets nested in it.
+func walkBucket(b *bolt.Bucket) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			nb := b.Bucket(k)
+			if nb == nil {
+				return fmt.Errorf("key %x is neither a value nor a bucket", k)
+			}
+			return walkBucket(nb)
+		}
+		return nil
+	})
 }
 
 // compactSparse compacts the file at start-up when it is at least CompactAt
