@@ -534,11 +534,23 @@ func (s *Store) Path() string { return s.path }
 // temporary file beside the store (bbolt's Compact, under one read
 // transaction: it copies the live data only, so the snapshot has the store's
 // live size, not its file's peak), then streamed to w with no transaction
-// open: a slow w never holds back a commit. ctx ends a stream in progress.
+// open: a slow w never holds back a commit. Where there is no room for the
+// copy (a full disk), the file is streamed as it is under a read transaction,
+// which needs none. ctx ends a stream in progress.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	tmp, err := s.compactTo(filepath.Dir(s.path))
 	if err != nil {
-		return 0, err
+		s.log.Warn("no room for a compacted snapshot: streaming the queue file as it is", "err", err)
+		var n int64
+		err := s.db.View(func(tx *bolt.Tx) error {
+			var err error
+			n, err = tx.WriteTo(ctxWriter{ctx, w})
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("queue: backup: %w", err)
+		}
+		return n, nil
 	}
 	defer os.Remove(tmp)
 	f, err := os.Open(tmp)
