@@ -81,5 +81,9 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(again, j) {
 			t.Fatalf("re-encoding changed the job: %v\n%+v\n%+v", err, j, again)
 		}
+		// The head-only reader (acks, retention) agrees with the full decoder.
+		if key, err := recordUniqueKey(b); err != nil || key != j.UniqueKey {
+			t.Fatalf("recordUniqueKey = %q, %v; the record holds %q", key, err, j.UniqueKey)
+		}
 	})
 }
