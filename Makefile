@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/conveyor
 PKGS := ./...
 
-.PHONY: run build test vet fmt bench chaos fuzz clean
+.PHONY: run build test vet fmt bench chaos fuzz soak clean
 
 # run: the demo — the appliance with the seed's topology on embedded storage
 # under ./var, the sandbox's accounts and connector, and a local AI stand-in.
@@ -36,6 +36,15 @@ fmt:
 
 bench: build
 	$(BIN) bench
+
+# soak: the speed that must hold for hours (SOAK, default 30m) at half the
+# measured maximum rate; the curve goes to docs/soak.csv and, with gnuplot
+# (Debian's gnuplot-nox), to docs/soak.png.
+SOAK ?= 30m
+soak: build
+	$(BIN) bench --phases soak --duration $(SOAK) --csv docs/soak.csv | tee docs/soak.txt
+	@if command -v gnuplot >/dev/null; then gnuplot docs/soak.gp && echo "drew docs/soak.png"; \
+	else echo "gnuplot is not installed (apt-get install gnuplot-nox): docs/soak.png was not drawn"; fi
 
 # chaos: the long crash loop (50 SIGKILLs) and the long random-model run.
 chaos:

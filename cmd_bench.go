@@ -51,6 +51,7 @@ type benchConfig struct {
 	// (the bench starts one so): it enqueues HTTPN jobs at LoadAddr from
 	// HTTPClients connections and prints a loadResult.
 	LoadAddr string
+	Soak     soakConfig
 }
 
 // benchResult is what bench prints; the JSON keys are stable.
@@ -66,14 +67,15 @@ type benchResult struct {
 	// system) per job of the server's process during the HTTP phase and of
 	// the load generator's process: with both on one machine, its cores
 	// divided by their sum bounds the rate.
-	HTTPServerCPUus  float64 `json:"http_server_cpu_us_per_job,omitempty"`
-	HTTPLoadCPUus    float64 `json:"http_load_cpu_us_per_job,omitempty"`
-	PeakRSSMB        float64 `json:"peak_rss_mb"`
-	DiskBytesPerJob  float64 `json:"disk_bytes_per_job"`
-	BacklogPerS      float64 `json:"backlog_processed_per_s,omitempty"`
-	BaselinePerS     float64 `json:"backlog_baseline_per_s,omitempty"`
-	BacklogCostRatio float64 `json:"backlog_cost_ratio,omitempty"`
-	BacklogRSSMB     float64 `json:"backlog_peak_rss_mb,omitempty"`
+	HTTPServerCPUus  float64     `json:"http_server_cpu_us_per_job,omitempty"`
+	HTTPLoadCPUus    float64     `json:"http_load_cpu_us_per_job,omitempty"`
+	PeakRSSMB        float64     `json:"peak_rss_mb"`
+	DiskBytesPerJob  float64     `json:"disk_bytes_per_job"`
+	BacklogPerS      float64     `json:"backlog_processed_per_s,omitempty"`
+	BaselinePerS     float64     `json:"backlog_baseline_per_s,omitempty"`
+	BacklogCostRatio float64     `json:"backlog_cost_ratio,omitempty"`
+	BacklogRSSMB     float64     `json:"backlog_peak_rss_mb,omitempty"`
+	Soak             *soakResult `json:"soak,omitempty"`
 }
 
 const benchClass = "BenchJob"
@@ -90,7 +92,10 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&bc.HTTPClients, "http-clients", 64, "concurrent HTTP clients, one job per request")
 	fs.IntVar(&bc.HTTPN, "http-n", 50_000, "jobs enqueued over HTTP")
 	fs.IntVar(&bc.Backlog, "backlog", 1_000_000, "jobs waiting in the queue for the backlog phase")
-	phases := fs.String("phases", "throughput,latency,http", "phases to run: throughput, latency, http, backlog")
+	phases := fs.String("phases", "throughput,latency,http", "phases to run: throughput, latency, http, backlog, soak")
+	fs.DurationVar(&bc.Soak.Duration, "duration", 30*time.Minute, "length of the soak phase")
+	fs.StringVar(&bc.Soak.CSV, "csv", "", "soak: write the curve (one row per 10 s) to this CSV file")
+	fs.Float64Var(&bc.Soak.Rate, "soak-rate", 0, "soak: jobs offered per second (default: half the measured maximum)")
 	fs.BoolVar(&bc.JSON, "json", false, "print one JSON object instead of lines")
 	fs.StringVar(&bc.Dir, "dir", "", "parent of the temporary data directory (default: the system's)")
 	fs.BoolVar(&bc.HTTPInProcess, "http-in-process", false, "run the HTTP phase's load generator in this process (default: a process of its own)")
@@ -105,7 +110,7 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	bc.Phases = strings.Split(*phases, ",")
 	for _, p := range bc.Phases {
-		if !slices.Contains([]string{"throughput", "latency", "http", "backlog"}, p) {
+		if !slices.Contains([]string{"throughput", "latency", "http", "backlog", "soak"}, p) {
 			return &usageError{fmt.Sprintf("--phases: unknown phase %q", p)}
 		}
 	}
@@ -160,6 +165,9 @@ func printBench(w io.Writer, bc benchConfig, r benchResult) error {
 			fmt.Fprintf(w, "http enqueue CPU per job: server %.1f µs, load generator %.1f µs (%d cores: at most %.0f jobs/s with both on this machine)\n",
 				r.HTTPServerCPUus, r.HTTPLoadCPUus, runtime.NumCPU(), float64(runtime.NumCPU())*1e6/(r.HTTPServerCPUus+r.HTTPLoadCPUus))
 		}
+	}
+	if has("soak") && r.Soak != nil {
+		r.Soak.print(w)
 	}
 	if has("backlog") {
 		fmt.Fprintf(w, "backlog: %.0f jobs/s with %d waiting vs %.0f jobs/s with 1000 waiting: cost ratio %.2f; peak rss %.1f MB\n",
@@ -362,6 +370,14 @@ func runBench(ctx context.Context, bc benchConfig, stderr io.Writer) (benchResul
 			}
 		}
 		res.BacklogCostRatio = res.BaselinePerS / res.BacklogPerS
+	}
+
+	if has("soak") {
+		sr, err := runSoak(ctx, bc, log, progress)
+		if err != nil {
+			return res, err
+		}
+		res.Soak = sr
 	}
 	return res, nil
 }

@@ -18,6 +18,7 @@ import (
 // writerStats counts the writer's main transactions.
 type writerStats struct {
 	commits, enqueued, finished, commitNanos atomic.Int64
+	maxNanos, windowMaxNanos                 atomic.Int64
 }
 
 // WriterStats describes the writer's work since Open.
@@ -26,6 +27,7 @@ type WriterStats struct {
 	Enqueued   int64         // jobs they enqueued
 	Finished   int64         // attempts they finished
 	CommitTime time.Duration // total time spent in them, fsync included
+	MaxCommit  time.Duration // the longest of them
 }
 
 // WriterStats returns the writer's counters: jobs per commit is the measure of
@@ -36,6 +38,18 @@ func (s *Store) WriterStats() WriterStats {
 		Enqueued:   s.wstats.enqueued.Load(),
 		Finished:   s.wstats.finished.Load(),
 		CommitTime: time.Duration(s.wstats.commitNanos.Load()),
+		MaxCommit:  time.Duration(s.wstats.maxNanos.Load()),
+	}
+}
+
+// TakeMaxCommit returns the longest main transaction since the previous call
+// (since Open for the first), for a caller that watches commits in windows.
+func (s *Store) TakeMaxCommit() time.Duration {
+	return time.Duration(s.wstats.windowMaxNanos.Swap(0))
+}
+
+func storeMax(a *atomic.Int64, v int64) {
+	for old := a.Load(); v > old && !a.CompareAndSwap(old, v); old = a.Load() {
 	}
 }
 
@@ -348,6 +362,8 @@ func (s *Store) commitMain(now time.Time, consumers []*Consumer, enq []*enqueueR
 	s.wstats.enqueued.Add(int64(t.change.Enqueued))
 	s.wstats.finished.Add(int64(len(fin)))
 	s.wstats.commitNanos.Add(int64(s.lastCommit))
+	storeMax(&s.wstats.maxNanos, int64(s.lastCommit))
+	storeMax(&s.wstats.windowMaxNanos, int64(s.lastCommit))
 	for _, r := range enq {
 		close(r.done)
 	}
