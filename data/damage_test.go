@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"conveyor/internal/testlog"
 )
 
 // TestDamagedDatabaseStopsTheStart: a truncated database, one with a page
@@ -16,7 +18,7 @@ import (
 func TestDamagedDatabaseStopsTheStart(t *testing.T) {
 	t.Parallel()
 	good := filepath.Join(t.TempDir(), "conveyor.db")
-	db, err := Open(t.Context(), good, Options{Logger: testLogger(t)})
+	db, err := Open(t.Context(), good, Options{Logger: testlog.New(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +58,7 @@ func TestDamagedDatabaseStopsTheStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := sha(t, path)
-			db, err := Open(t.Context(), path, Options{Logger: testLogger(t)})
+			db, err := Open(t.Context(), path, Options{Logger: testlog.New(t)})
 			if err == nil {
 				db.Close()
 				t.Fatal("a damaged database opened")
