@@ -153,11 +153,11 @@ func runSoak(ctx context.Context, bc benchConfig, log *slog.Logger, progress fun
 		return a, nil
 	}
 	err = errors.Join(
-		reg.Register(lanes.Class{Name: benchClass, Queue: "default", Handler: lanes.HandlerFunc(func(_ context.Context, j *queue.Job) error {
+		reg.Register(lanes.Class{Name: benchClass, Queue: "default", Args: lanes.FreeForm, Handler: lanes.HandlerFunc(func(_ context.Context, j *queue.Job) error {
 			_, err := record(j)
 			return err
 		})}),
-		reg.Register(lanes.Class{Name: soakFailClass, Queue: "default", MaxAttempts: 2,
+		reg.Register(lanes.Class{Name: soakFailClass, Queue: "default", Args: lanes.FreeForm, MaxAttempts: 2,
 			Backoff: func(int) time.Duration { return time.Second },
 			Handler: lanes.HandlerFunc(func(_ context.Context, j *queue.Job) error {
 				if _, err := record(j); err != nil {

@@ -33,24 +33,24 @@ func registerPoisonPills(r *lanes.Registry) error {
 	block := make(chan struct{}) // never closed
 	var hoard [][]byte
 	return errors.Join(
-		r.Register(lanes.Class{Name: poisonExit, Queue: "maintenance", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
+		r.Register(lanes.Class{Name: poisonExit, Queue: "maintenance", Args: lanes.NoArgs, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
 			os.Exit(poisonExitCode)
 			return nil
 		})}),
-		r.Register(lanes.Class{Name: poisonCrash, Queue: "maintenance", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
+		r.Register(lanes.Class{Name: poisonCrash, Queue: "maintenance", Args: lanes.NoArgs, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
 			go panic("poison pill: a panic nobody recovers")
 			<-block
 			return nil
 		})}),
-		r.Register(lanes.Class{Name: poisonPanic, Queue: "maintenance", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
+		r.Register(lanes.Class{Name: poisonPanic, Queue: "maintenance", Args: lanes.NoArgs, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
 			panic("poison pill: a panic in the handler")
 		})}),
-		r.Register(lanes.Class{Name: poisonHang, Queue: "maintenance", Timeout: poisonHangAfter,
+		r.Register(lanes.Class{Name: poisonHang, Queue: "maintenance", Args: lanes.NoArgs, Timeout: poisonHangAfter,
 			Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
 				<-block
 				return nil
 			})}),
-		r.Register(lanes.Class{Name: poisonAlloc, Queue: "maintenance", Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
+		r.Register(lanes.Class{Name: poisonAlloc, Queue: "maintenance", Args: lanes.NoArgs, Handler: lanes.HandlerFunc(func(context.Context, *queue.Job) error {
 			for {
 				b := make([]byte, 16<<20)
 				for i := 0; i < len(b); i += 4096 {
