@@ -141,7 +141,7 @@ func TestCheckHistoryCatchesLossAndReruns(t *testing.T) {
 		"start 5 1", "end 5 1 error", // cancelled by the stop: released
 		"stop",
 		"start 5 2", "end 5 2 ok",
-		"start 6 1", // struck by the next kill: it runs alone, and the kill after
+		"start 6 1",    // struck by the next kill: it runs alone, and the kill after
 		"kill", "kill", // comes before its turn
 		"start 6 2", "end 6 2 ok",
 	}
