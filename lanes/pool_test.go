@@ -322,7 +322,7 @@ func TestStopKeepsRealFailures(t *testing.T) {
 	started := make(chan struct{}, len(outcomes))
 	var classes []Class
 	for name, outcome := range outcomes {
-		classes = append(classes, Class{Name: name, Queue: "q", Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
+		classes = append(classes, Class{Name: name, Queue: "q", Args: NoArgs, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
 			started <- struct{}{}
 			<-ctx.Done()
 			return outcome(ctx)
@@ -369,12 +369,12 @@ func TestLeaseIsTheClassTimeout(t *testing.T) {
 	long := make(chan struct{}, 1)
 	r := newRig(t, Topology{Lanes: []Lane{{Name: "main", Queues: []string{"q"}, Concurrency: 3}}},
 		Options{ShutdownTimeout: time.Millisecond}, // the long job is cancelled at the end
-		Class{Name: "Long", Queue: "q", Timeout: 2 * time.Hour, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
+		Class{Name: "Long", Queue: "q", Args: NoArgs, Timeout: 2 * time.Hour, Handler: HandlerFunc(func(ctx context.Context, _ *queue.Job) error {
 			long <- struct{}{}
 			<-ctx.Done()
 			return ctx.Err()
 		})},
-		Class{Name: "Hangs", Queue: "q", Timeout: 20 * time.Millisecond, Handler: HandlerFunc(func(context.Context, *queue.Job) error {
+		Class{Name: "Hangs", Queue: "q", Args: NoArgs, Timeout: 20 * time.Millisecond, Handler: HandlerFunc(func(context.Context, *queue.Job) error {
 			<-release // ignores its context
 			return nil
 		})},
