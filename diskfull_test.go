@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,20 +43,15 @@ func TestDiskFull(t *testing.T) {
 	}
 	pad := strings.Repeat("x", 32<<10)
 	enqueue := func() (int, string, uint64) {
-		b, _ := json.Marshal(map[string]any{"class": "NoopJob", "queue": "avatars", "args": map[string]string{"pad": pad}})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+srv.addr+"/api/v1/jobs", bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := http.DefaultClient.Do(req)
+		code, body, err := srv.call(ctx, http.MethodPost, "/api/v1/jobs", map[string]any{"class": "NoopJob", "queue": "avatars", "args": map[string]string{"pad": pad}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
 		var out struct {
 			ID uint64 `json:"id"`
 		}
 		json.Unmarshal(body, &out)
-		return resp.StatusCode, string(body), out.ID
+		return code, string(body), out.ID
 	}
 	var acked []uint64
 	for {

@@ -167,8 +167,9 @@ func deadline(t *testing.T) context.Context {
 	return ctx
 }
 
-// api calls the server's API with the test token.
-func (s *server) api(ctx context.Context, method, path string, body any, out any) (int, error) {
+// call sends a request with the test token (body, when not nil, as JSON) and
+// returns the answer's status and body.
+func (s *server) call(ctx context.Context, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -176,24 +177,30 @@ func (s *server) api(ctx context.Context, method, path string, body any, out any
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+s.addr+path, rd)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// api calls the server's API with the test token.
+func (s *server) api(ctx context.Context, method, path string, body any, out any) (int, error) {
+	code, b, err := s.call(ctx, method, path, body)
 	if err != nil {
-		return resp.StatusCode, err
+		return code, err
 	}
-	if out != nil && resp.StatusCode < 300 {
+	if out != nil && code < 300 {
 		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %s: %w", b, err)
+			return code, fmt.Errorf("decode %s: %w", b, err)
 		}
 	}
-	return resp.StatusCode, nil
+	return code, nil
 }
 
 type queueJSON struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -307,19 +306,9 @@ func (s *server) pollJob(ctx context.Context, t *testing.T, id uint64, cond func
 
 // raw GETs a path and returns its body as text.
 func (s *server) raw(ctx context.Context, path string, out *string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+path, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	code, b, err := s.call(ctx, http.MethodGet, path, nil)
 	*out = string(b)
-	return resp.StatusCode, err
+	return code, err
 }
 
 // memoryLimitEnv, set for a server the tests start, makes it move itself into

@@ -85,12 +85,8 @@ func (r *rig) waitFor(id uint64, what string, cond func(*queue.Job) bool) *queue
 	r.t.Helper()
 	sub := r.s.Subscribe()
 	defer sub.Close()
-	ctx := context.Background()
-	if d, ok := r.t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-5*time.Second))
-		defer cancel()
-	}
+	ctx, cancel := r.deadline()
+	defer cancel()
 	for {
 		j, err := r.s.Get(id)
 		if err != nil {
@@ -112,12 +108,8 @@ func (r *rig) waitFor(id uint64, what string, cond func(*queue.Job) bool) *queue
 // takes: the bound is the test's deadline.
 func (r *rig) poll(id uint64, what string, cond func(*queue.Job) bool) *queue.Job {
 	r.t.Helper()
-	ctx := context.Background()
-	if d, ok := r.t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-5*time.Second))
-		defer cancel()
-	}
+	ctx, cancel := r.deadline()
+	defer cancel()
 	for {
 		j, err := r.s.Get(id)
 		if err != nil {
@@ -132,6 +124,14 @@ func (r *rig) poll(id uint64, what string, cond func(*queue.Job) bool) *queue.Jo
 			r.t.Fatalf("job %d never became %s; it is %+v", id, what, j)
 		}
 	}
+}
+
+// deadline is a context that ends a little before the test's deadline.
+func (r *rig) deadline() (context.Context, context.CancelFunc) {
+	if d, ok := r.t.Deadline(); ok {
+		return context.WithDeadline(context.Background(), d.Add(-5*time.Second))
+	}
+	return context.WithCancel(context.Background())
 }
 
 func (r *rig) waitState(id uint64, st queue.State) *queue.Job {
