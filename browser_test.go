@@ -67,6 +67,10 @@ func chromiumPath() (string, error) {
 		"or set CONVEYOR_CHROMIUM to a Chrome or Chromium binary")
 }
 
+// stuckAfter bounds one browser test's tab: not a speed target (the tests
+// take seconds), a bound on how long a stuck page may hold the suite.
+const stuckAfter = 3 * time.Minute
+
 // newTab opens a tab of the shared browser for the test, with the test's
 // deadline; it fails the test when the browser cannot start.
 func newTab(t *testing.T) context.Context {
@@ -101,11 +105,15 @@ func newTab(t *testing.T) context.Context {
 	t.Cleanup(browser.use.Unlock)
 	tab, cancel := chromedp.NewContext(browser.ctx)
 	t.Cleanup(cancel)
-	if dl, ok := t.Deadline(); ok {
-		var c2 context.CancelFunc
-		tab, c2 = context.WithDeadline(tab, dl.Add(-10*time.Second))
-		t.Cleanup(c2)
+	// A page shows each change within a second; a tab still waiting after
+	// stuckAfter is stuck, and failing then (with its screenshot) beats
+	// running the package out of time, which skips every cleanup.
+	dl := time.Now().Add(stuckAfter)
+	if td, ok := t.Deadline(); ok && td.Add(-10*time.Second).Before(dl) {
+		dl = td.Add(-10 * time.Second)
 	}
+	tab, c2 := context.WithDeadline(tab, dl)
+	t.Cleanup(c2)
 	return tab
 }
 
@@ -459,6 +467,10 @@ func TestBrowserPauseAndQuietFromThePage(t *testing.T) {
 	if j, _ := l.a.store.Get(id); j.State != queue.StateReady {
 		t.Errorf("a job ran while the lanes were quiet: %s", j.State)
 	}
+	// The quiet panel and the lanes panel are fetched separately: wait for
+	// the toggle to have become the resume button, or the click would ask
+	// to quiet the lanes again and nothing would ever resume them.
+	p.until("the resume button", `document.getElementById("quiet-toggle").dataset.action === "POST /api/v1/lanes/resume"`)
 	p.click("#quiet-toggle")
 	l.waitJob(id, func(j *queue.Job) bool { return j.State == queue.StateDone })
 	p.until("quiet gone", `!document.getElementById("lanes-quiet")`)
