@@ -285,6 +285,10 @@ func BenchmarkFindFailures1M(b *testing.B) {
 	b.Run("page/last_24h+queue+kind", find(FailureFilter{Conds: []Cond{{Field: FieldOccurredAt, Op: OpGe, Value: day},
 		eq(FieldQueue, "profiles"), eq(FieldKind, "transient")}, Limit: 50}))
 	b.Run("page/sort=attempt", find(FailureFilter{Sort: []SortKey{{Field: FieldAttempt, Desc: true}}, Limit: 50}))
+	fourKeys := []SortKey{{Field: FieldClass}, {Field: FieldQueue, Desc: true}, {Field: FieldKind}, {Field: FieldAttempt}}
+	b.Run("page/sort=4keys", find(FailureFilter{Sort: fourKeys, Limit: 50}))
+	b.Run("page/sort=4keys/offset=24000/size=1000", find(FailureFilter{Sort: fourKeys, Offset: 24_000, Limit: 1000}))
+	b.Run("page/sort=4keys/offset=max/size=1000", find(FailureFilter{Sort: fourKeys, Offset: MaxFailureOffset, Limit: 1000}))
 	b.Run("page/offset=10000", find(FailureFilter{Conds: []Cond{eq(FieldKind, "transient")}, Offset: 10_000, Limit: 50}))
 	b.Run("search/q=common", find(FailureFilter{Q: "timeout", Limit: 50}))
 	b.Run("search/q=rare", find(FailureFilter{Q: "QVFE0000", Limit: 50}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -59,9 +60,13 @@ const (
 const (
 	DefaultFailureLimit = 50   // page size when Limit is 0
 	MaxFailureLimit     = 1000 // largest page
-	MaxFilterText       = 1000 // longest text value, in bytes
-	MaxInValues         = 500  // most values of one in
-	MaxQWords           = 8    // most words in Q
+	// MaxFailureOffset is the deepest page start served: a page that deep
+	// under a sort no index serves sorts every matching row, so deeper ones
+	// are refused (narrow the filter instead).
+	MaxFailureOffset = 100_000
+	MaxFilterText    = 1000 // longest text value, in bytes
+	MaxInValues      = 500  // most values of one in
+	MaxQWords        = 8    // most words in Q
 )
 
 // Cond is one condition: Field Op Value. Value is converted to the field's
@@ -279,6 +284,9 @@ func (ff FailureFilter) compile() (*failureQuery, error) {
 		if len(s) > MaxFilterText || !utf8.ValidString(s) {
 			return nil, &FilterError{Param: "q", Reason: fmt.Sprintf("must be valid text of at most %d bytes", MaxFilterText)}
 		}
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, &FilterError{Param: "q", Reason: errLikeNUL.Error()}
+		}
 		words := strings.Fields(s)
 		if len(words) > MaxQWords {
 			return nil, &FilterError{Param: "q", Reason: fmt.Sprintf("at most %d words", MaxQWords)}
@@ -323,6 +331,8 @@ func (ff FailureFilter) compile() (*failureQuery, error) {
 		return nil, &FilterError{Param: "limit", Reason: fmt.Sprintf("must be between 1 and %d", MaxFailureLimit)}
 	case ff.Offset < 0:
 		return nil, &FilterError{Param: "offset", Reason: "must not be negative"}
+	case ff.Offset > MaxFailureOffset:
+		return nil, &FilterError{Param: "offset", Reason: fmt.Sprintf("pages starting beyond row %d are not served: narrow the filter", MaxFailureOffset)}
 	}
 	q.limit = ff.Limit
 	if q.limit == 0 {
@@ -383,6 +393,9 @@ func condSQL(col string, c Cond, spec fieldSpec) (string, []any, error) {
 		if len(s) > MaxFilterText || !utf8.ValidString(s) {
 			return "", nil, fmt.Errorf("value must be valid text of at most %d bytes", MaxFilterText)
 		}
+		if strings.IndexByte(s, 0) >= 0 {
+			return "", nil, errLikeNUL
+		}
 		return col + ` LIKE ? ESCAPE '\'`, []any{likePattern(s)}, nil
 	case OpIn:
 		vals, err := sliceValues(c.Value)
@@ -413,6 +426,11 @@ func condSQL(col string, c Cond, spec fieldSpec) (string, []any, error) {
 		return col + " " + op + " ?", []any{a}, nil
 	}
 }
+
+// errLikeNUL refuses a substring condition holding a NUL byte: SQLite's
+// LIKE stops reading its pattern there, so "%a\x00b%" would match every row
+// holding an a.
+var errLikeNUL = errors.New("a substring search must not contain a NUL byte")
 
 // likePattern makes a LIKE pattern that matches s as a plain substring.
 func likePattern(s string) string {
@@ -596,21 +614,16 @@ func (db *DB) FindFailures(ctx context.Context, ff FailureFilter) ([]*Failure, i
 			out, total, err = db.findWindowed(ctx, tx, q)
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+failureColumns+` FROM failures`+q.whereSQL()+q.orderSQL("")+` LIMIT ? OFFSET ?`,
+		// The page's ids first, then its rows: a sort that no index
+		// serves then sorts (id and sort keys) instead of whole rows with
+		// their messages, args and backtraces.
+		pageIDs, err := queryIDs(ctx, tx, `SELECT id FROM failures`+q.whereSQL()+q.orderSQL("")+` LIMIT ? OFFSET ?`,
 			append(append([]any{}, q.args...), q.limit, q.offset)...)
 		if err != nil {
 			return fmt.Errorf("data: find failures: %w", err)
 		}
-		for rows.Next() {
-			f, err := scanFailure(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("data: find failures: %w", err)
-			}
-			out = append(out, f)
-		}
-		if err := errRows(rows, "find failures"); err != nil {
-			return err
+		if out, err = failuresByID(ctx, tx, pageIDs); err != nil {
+			return fmt.Errorf("data: find failures: %w", err)
 		}
 		// A short first page is its own count.
 		if q.offset == 0 && len(out) < q.limit {
@@ -631,50 +644,66 @@ func (db *DB) FindFailures(ctx context.Context, ff FailureFilter) ([]*Failure, i
 // the page, whose rows are then read by id.
 func (db *DB) findWindowed(ctx context.Context, tx *sql.Tx, q *failureQuery) ([]*Failure, int, error) {
 	win, winArgs := db.windowSQL(q)
-	rows, err := tx.QueryContext(ctx, `SELECT f.id FROM (`+win+`) w JOIN failures f ON f.id = w.id WHERE `+
+	matched, err := queryIDs(ctx, tx, `SELECT f.id FROM (`+win+`) w JOIN failures f ON f.id = w.id WHERE `+
 		strings.Join(q.subs, " AND ")+q.orderSQL("f."), append(winArgs, q.subArgs...)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("data: search failures: %w", err)
 	}
-	var matched []int64
+	pageIDs := matched[min(q.offset, len(matched)):min(q.offset+q.limit, len(matched))]
+	out, err := failuresByID(ctx, tx, pageIDs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("data: search failures: %w", err)
+	}
+	return out, len(matched), nil
+}
+
+// queryIDs runs a query of one integer column and returns its values.
+func queryIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return nil, 0, fmt.Errorf("data: search failures: %w", err)
+			return nil, err
 		}
-		matched = append(matched, id)
+		ids = append(ids, id)
 	}
-	if err := errRows(rows, "search failures"); err != nil {
-		return nil, 0, err
+	return ids, errors.Join(rows.Err(), rows.Close())
+}
+
+// failuresByID reads the failures with the given ids, in the order of ids
+// (which must be distinct and exist).
+func failuresByID(ctx context.Context, tx *sql.Tx, ids []int64) ([]*Failure, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	pageIDs := matched[min(q.offset, len(matched)):min(q.offset+q.limit, len(matched))]
-	if len(pageIDs) == 0 {
-		return nil, len(matched), nil
-	}
-	args := make([]any, len(pageIDs))
-	pos := make(map[int64]int, len(pageIDs))
-	for i, id := range pageIDs {
+	args := make([]any, len(ids))
+	pos := make(map[int64]int, len(ids))
+	for i, id := range ids {
 		args[i], pos[id] = id, i
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT `+failureColumns+` FROM failures WHERE id IN (`+
+	rows, err := tx.QueryContext(ctx, `SELECT `+failureColumns+` FROM failures WHERE id IN (`+
 		strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")+`)`, args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("data: search failures: %w", err)
+		return nil, err
 	}
-	out := make([]*Failure, len(pageIDs))
+	out := make([]*Failure, len(ids))
 	for rows.Next() {
 		f, err := scanFailure(rows)
 		if err != nil {
 			rows.Close()
-			return nil, 0, fmt.Errorf("data: search failures: %w", err)
+			return nil, err
 		}
 		out[pos[f.ID]] = f
 	}
-	if err := errRows(rows, "search failures"); err != nil {
-		return nil, 0, err
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
 	}
-	return out, len(matched), nil
+	return out, nil
 }
 
 // CountFailures counts the failures matching the filter (Sort, Offset and
@@ -797,10 +826,16 @@ func (db *DB) countRange(ctx context.Context, tx *sql.Tx, q *failureQuery) (int,
 	return n, nil
 }
 
-// floorHour and ceilHour round unix milliseconds to whole hours.
+// floorHour and ceilHour round unix milliseconds to whole hours. They
+// saturate at int64's limits instead of overflowing: floorHour of a time in
+// the first hour above math.MinInt64 is math.MinInt64, ceilHour of one in
+// the last hour below math.MaxInt64 is math.MaxInt64.
 func floorHour(ms int64) int64 {
-	h := ms / hourMS * hourMS
+	h := ms / hourMS * hourMS // rounds towards zero
 	if h > ms {
+		if h < math.MinInt64+hourMS {
+			return math.MinInt64
+		}
 		h -= hourMS
 	}
 	return h
@@ -809,6 +844,9 @@ func floorHour(ms int64) int64 {
 func ceilHour(ms int64) int64 {
 	h := floorHour(ms)
 	if h < ms {
+		if h > math.MaxInt64-hourMS {
+			return math.MaxInt64
+		}
 		h += hourMS
 	}
 	return h

@@ -591,6 +591,7 @@ func TestFailureFilterErrors(t *testing.T) {
 		{FailureFilter{Limit: MaxFailureLimit + 1}, "limit"},
 		{FailureFilter{Limit: -1}, "limit"},
 		{FailureFilter{Offset: -1}, "offset"},
+		{FailureFilter{Offset: MaxFailureOffset + 1, Sort: []SortKey{{Field: FieldClass}, {Field: FieldQueue}, {Field: FieldKind}, {Field: FieldAttempt}}}, "offset"},
 		{FailureFilter{Q: strings.Repeat("w ", MaxQWords+1)}, "q"},
 		{FailureFilter{Q: "\xff\xfe"}, "q"},
 	} {
