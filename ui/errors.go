@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -150,9 +151,19 @@ type errorJSON struct {
 	Field string `json:"field"`
 }
 
+// statusClientClosed answers a request its client gave up on (nginx's 499):
+// nobody reads it, but the access log shows what happened.
+const statusClientClosed = 499
+
 // writeError answers err as JSON with the status errorTable gives it; the
-// detail of a 500 goes to the log only.
+// detail of a 500 goes to the log only. A request whose client went away
+// (its context cancelled) is logged as cancelled, not as a server error.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		s.log.Info("request cancelled by its client", "method", r.Method, "path", r.URL.Path)
+		s.writeJSON(w, statusClientClosed, errorJSON{Error: "request cancelled"})
+		return
+	}
 	status, field, msg := classify(err)
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)

@@ -1,13 +1,16 @@
 package ui
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -31,10 +34,19 @@ type FailuresConfig struct {
 	// looks at (default failures.DefaultRetryAllLimit); the answer says where
 	// to go on.
 	RetryAllLimit int
+	// QueryTimeout bounds one GET /api/v1/failures query
+	// (DefaultFailureQueryTimeout); a query that takes longer is answered
+	// 503, asking for a narrower filter.
+	QueryTimeout time.Duration
 	// Backup brings the replica and the queue snapshot up to date now
 	// (POST /api/v1/backup); nil when replication is off.
 	Backup func(ctx context.Context) (BackupReport, error)
 }
+
+// DefaultFailureQueryTimeout is FailuresConfig.QueryTimeout's default: a
+// page of a million failures under any filter and sort the API takes is
+// read in well under it (see data's BenchmarkFindFailures1M).
+const DefaultFailureQueryTimeout = 5 * time.Second
 
 // Limits of the Tabulator parameters.
 const (
@@ -186,7 +198,14 @@ func (s *Server) listFailures(r *http.Request, _ httprouter.Params) (int, any, e
 	if err != nil {
 		return 0, nil, err
 	}
-	fs, total, err := db.FindFailures(r.Context(), ff)
+	limit := cmp.Or(s.cfg.QueryTimeout, DefaultFailureQueryTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), limit)
+	defer cancel()
+	fs, total, err := db.FindFailures(ctx, ff)
+	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+		return 0, nil, &fieldError{kind: errUnavailable,
+			Msg: fmt.Sprintf("the query took longer than %s: narrow the filter (a time range, a class, a queue) or sort by time", limit)}
+	}
 	if err != nil {
 		return 0, nil, dataError(err, "failure")
 	}

@@ -1,9 +1,12 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -22,7 +25,7 @@ type failureRig struct {
 	tracker *failures.Tracker
 }
 
-func newFailureRig(t *testing.T) *failureRig {
+func newFailureRig(t *testing.T, cfgs ...func(*Config)) *failureRig {
 	t.Helper()
 	db := openTestDB(t)
 	tracker, err := failures.NewTracker(failures.TrackerOptions{DB: db})
@@ -36,6 +39,9 @@ func newFailureRig(t *testing.T) *failureRig {
 			t.Fatal(err)
 		}
 		c.FailuresConfig = FailuresConfig{FailuresDB: db, Retrier: rt, IssueTracker: tracker, RetryAllLimit: 3}
+		for _, f := range cfgs {
+			f(c)
+		}
 	}})
 	return &failureRig{rig: r, db: db, tracker: tracker}
 }
@@ -205,5 +211,38 @@ func TestFailureContractRoutes(t *testing.T) {
 		if !have[want] {
 			t.Errorf("route table lacks %s", want)
 		}
+	}
+}
+
+// TestListFailuresBounded: a list query is bounded by QueryTimeout (a 503
+// that says what to do), and a request its client gave up on is logged as
+// cancelled, never as a server error.
+func TestListFailuresBounded(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	r := newFailureRig(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	r.insert(&data.Failure{JobID: 1, Class: "NoopJob", ErrorMessage: "down"})
+
+	// The client is gone before the query runs.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/api/v1/failures?sort[0][field]=class&sort[1][field]=queue", nil)
+	req.Host = r.host
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	rec := httptest.NewRecorder()
+	r.srv.ServeHTTP(rec, req)
+	if rec.Code < 400 {
+		t.Errorf("a cancelled request answered %d", rec.Code)
+	}
+	if out := logs.String(); strings.Contains(out, "level=ERROR") || !strings.Contains(out, "cancelled") {
+		t.Errorf("a cancelled request was logged as:\n%s", out)
+	}
+
+	slow := newFailureRig(t, func(c *Config) { c.FailuresConfig.QueryTimeout = time.Nanosecond })
+	e := wantError(t, slow.call("GET", "/api/v1/failures?sort[0][field]=class", ""), http.StatusServiceUnavailable, "")
+	if !strings.Contains(e.Error, "narrow the filter") {
+		t.Errorf("timed-out query: %+v", e)
 	}
 }

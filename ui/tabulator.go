@@ -56,7 +56,8 @@ type filterParam struct {
 //	q                                   words that must each appear in the class, queue, error message or args
 //
 // Fields and types are whitelisted (data.Field.Offered); anything else —
-// another parameter, a repeated one, an index out of range, an unknown
+// another parameter, a repeated one, an index out of range or written with
+// a leading zero (so that filter[0] and filter[00] cannot merge), an unknown
 // field or type, a value of the wrong kind — is a client error naming the
 // parameter. Values are handed to the store as values, which binds them:
 // nothing of the request becomes SQL.
@@ -110,6 +111,11 @@ func parseTabulator(q url.Values) (data.FailureFilter, error) {
 		m := tabulatorKey.FindStringSubmatch(key)
 		if m == nil {
 			return ff, malformed(key, "unknown parameter (want page, size, q, sort[i][field|dir] or filter[i][field|type|value])")
+		}
+		if leadingZero(m[2]) || leadingZero(strings.Trim(m[4], "[]")) {
+			// filter[0] and filter[00] would be one index: take each
+			// index in one spelling only.
+			return ff, malformed(key, "an index must not have a leading zero (write filter[1], not filter[01])")
 		}
 		i, _ := strconv.Atoi(m[2])
 		part, list := m[3], m[4] != ""
@@ -239,8 +245,8 @@ func parseTabulator(q url.Values) (data.FailureFilter, error) {
 		}
 		ff.Conds = append(ff.Conds, c)
 	}
-	if page > 1 && (page-1) > maxTabulatorPage/size {
-		return ff, malformed("page", "too far: narrow the filter instead")
+	if page > 1 && (page-1) > data.MaxFailureOffset/size {
+		return ff, malformed("page", "too far: pages starting beyond row %d are not served; narrow the filter instead", data.MaxFailureOffset)
 	}
 	ff.Offset, ff.Limit = (page-1)*size, size
 	if err := ff.Validate(); err != nil {
@@ -248,6 +254,10 @@ func parseTabulator(q url.Values) (data.FailureFilter, error) {
 	}
 	return ff, nil
 }
+
+// leadingZero reports whether the index digits s have a leading zero ("01",
+// "00"; not "0").
+func leadingZero(s string) bool { return len(s) > 1 && s[0] == '0' }
 
 // filterError turns the store's refusal of a filter into a client error
 // naming the parameter.

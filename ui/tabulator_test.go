@@ -58,6 +58,8 @@ func TestParseTabulatorNamesTheParameter(t *testing.T) {
 		{"page=x", "page"},
 		{"page=1&page=2", "page"},
 		{"size=1001", "size"},
+		{"page=102&size=1000&sort[0][field]=class&sort[1][field]=queue&sort[2][field]=kind&sort[3][field]=attempt", "page"},
+		{"page=2002", "page"},
 		{"limit=5", "limit"},
 		{"sort[0][field]=args", "sort[0][field]"},
 		{"sort[0][field]=error_message", "sort[0][field]"},
@@ -77,6 +79,15 @@ func TestParseTabulatorNamesTheParameter(t *testing.T) {
 		{"filter[99][field]=class", "filter[99][field]"},
 		{"filter[0][field][x]=class", "filter[0][field][x]"},
 		{"q=" + strings.Repeat("w+", 9), "q"},
+		// One index written two ways used to merge silently.
+		{"filter[0][field]=class&filter[0][value]=a&filter[00][field]=queue&filter[00][value]=b", "filter[00][field]"},
+		{"filter[00][field]=class&filter[00][value]=x", "filter[00][field]"},
+		{"sort[1][field]=class&sort[01][dir]=desc", "sort[01][dir]"},
+		{"sort[0][field]=class&sort[00][field]=queue", "sort[00][field]"},
+		{"filter[0][field]=class&filter[0][type]=in&filter[0][value][1]=a&filter[0][value][01]=b", "filter[0][value][01]"},
+		// A NUL in a substring search matched every row.
+		{"filter[0][field]=class&filter[0][type]=like&filter[0][value]=%00", "filter[0][value]"},
+		{"q=%00", "q"},
 	} {
 		q, err := url.ParseQuery(c.query)
 		if err != nil {
