@@ -6,6 +6,7 @@ package ui
 // decodeBody and writeJSON are the codec every endpoint uses.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -52,20 +53,28 @@ func (s *Server) endpoint(h endpointFunc) httprouter.Handle {
 	}
 }
 
-// decodeBody reads exactly one JSON value into dst: unknown fields and
-// trailing data are errors, and errors name the field (under prefix) when it
-// is known.
+// decodeBody reads exactly one JSON value into dst: unknown fields, keys
+// that match a field only when case is ignored, keys given twice and
+// trailing data are errors (checkKeys), and errors name the field (under
+// prefix) when it is known.
 func decodeBody(r io.Reader, dst any, prefix string) error {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		return malformed(prefix, "cannot read the body: %v", err)
+	}
+	if err := checkKeys(json.NewDecoder(bytes.NewReader(body)), reflect.TypeOf(dst), prefix); err != nil && !errors.Is(err, errKeysUnchecked) {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err, prefix)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return err
-		}
 		return malformed(prefix, "trailing data after the JSON value")
 	}
 	return nil

@@ -126,6 +126,12 @@ func TestEnqueueErrors(t *testing.T) {
 		{"context values are strings", `{"class":"NoopJob","context":{"a":1}}`, 400, "context"},
 		{"in_seconds out of float range", `{"class":"NoopJob","in_seconds":1e999}`, 400, "in_seconds"},
 		{"unknown field", `{"class":"NoopJob","klass":"x"}`, 400, "klass"},
+		// Keys are matched case-sensitively: CLASS used to win over class
+		// and run a SleepJob.
+		{"a key differing in case", `{"class":"NoopJob","CLASS":"SleepJob","ARGS":{"ms":1}}`, 400, "CLASS"},
+		{"a key in another case", `{"Class":"NoopJob"}`, 400, "Class"},
+		{"a key given twice", `{"class":"NoopJob","class":"SleepJob"}`, 400, "class"},
+		{"a context key given twice", `{"class":"NoopJob","context":{"a":"1","a":"2"}}`, 400, "context.a"},
 		{"unique_for is not part of the contract", `{"class":"NoopJob","unique_for":5}`, 400, "unique_for"},
 		{"oversized", `{"class":"NoopJob","args":"` + strings.Repeat("x", 4096) + `"}`, 413, ""},
 		{"no class", `{}`, 422, "class"},
@@ -229,6 +235,8 @@ func TestBatchAllOrNothing(t *testing.T) {
 		{"bad args", `{"jobs":[` + good + `,{"class":"SleepJob","args":{"ms":1,"n":3}}]}`, 422, "jobs[2].args.n"},
 		{"wrong type", `{"jobs":[` + good + `,{"class":["NoopJob"]}]}`, 400, "jobs[2].class"},
 		{"unknown field", `{"jobs":[` + good + `,{"class":"NoopJob","prio":1}]}`, 400, "jobs[2].prio"},
+		{"a key differing in case", `{"jobs":[` + good + `,{"class":"NoopJob","Class":"SleepJob"}]}`, 400, "jobs[2].Class"},
+		{"jobs in another case", `{"Jobs":[` + good + `]}`, 400, "Jobs"},
 		{"null job", `{"jobs":[` + good + `,null]}`, 422, "jobs[2].class"},
 		{"job not an object", `{"jobs":[` + good + `,"NoopJob"]}`, 400, "jobs[2]"},
 		{"jobs not an array", `{"jobs":{"class":"NoopJob"}}`, 400, "jobs"},

@@ -3,9 +3,11 @@ package ui
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -38,6 +40,9 @@ func FuzzDecodeEnqueue(f *testing.F) {
 		`{"Class":"NoopJob"}`,
 		`{"class":"\u0000"}`,
 		`{"class":"NoopJob","extra":1}`,
+		`{"class":"NoopJob","CLASS":"SleepJob","ARGS":{"ms":1}}`,
+		`{"class":"NoopJob","context":{"a":"1","a":"2"}}`,
+		`{"class":"NoopJob","claſs":"SleepJob"}`,
 		`[]`, `null`, `""`, `{`, ``, "\xff\xfe",
 	} {
 		f.Add([]byte(seed))
@@ -65,6 +70,16 @@ func FuzzDecodeEnqueue(f *testing.F) {
 				t.Fatalf("validation error %v maps to %d field %q, want 422 with a field", err, status, field)
 			}
 			return
+		}
+		// Every key of an accepted body is a field's exact name.
+		var keys map[string]json.RawMessage
+		if json.Unmarshal(body, &keys) == nil {
+			known := fieldsOf(reflect.TypeFor[enqueueRequest]()).exact
+			for k := range keys {
+				if _, ok := known[k]; !ok {
+					t.Fatalf("key %q accepted", k)
+				}
+			}
 		}
 		cls, ok := reg.Lookup(nj.Class)
 		if !ok {
