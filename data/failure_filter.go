@@ -859,6 +859,17 @@ func andWhere(conds []string) string {
 	return " WHERE " + strings.Join(conds, " AND ")
 }
 
+// LastFailureID returns the highest failure id, or 0 when there is none. A
+// batch over the failures that bounds itself by it never reaches the
+// failures written after it began.
+func (db *DB) LastFailureID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := db.r.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM failures`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("data: last failure id: %w", err)
+	}
+	return id, nil
+}
+
 // FailureIDs returns the ids of up to limit failures matching the filter
 // with id > afterID, ascending: call it again with the last id to walk every
 // match in bounded batches (retry-all). Sort, Offset and Limit of the filter

@@ -21,6 +21,7 @@ var (
 	errMethod          = errors.New("method not allowed")      // 405
 	errBodyTimeout     = errors.New("request body too slow")   // 408
 	errConflict        = errors.New("conflict")                // 409
+	errMediaType       = errors.New("unsupported media type")  // 415
 	errInvalid         = errors.New("invalid request")         // 422
 	errUnavailable     = errors.New("temporarily unavailable") // 503
 )
@@ -120,6 +121,7 @@ var errorTable = []errorRow{
 		}
 		return "", fmt.Sprintf("the body is larger than %d bytes", mb.Limit), true
 	}},
+	{http.StatusUnsupportedMediaType, is(errMediaType, "Content-Type", "unsupported media type")},
 	{http.StatusUnprocessableEntity, is(errInvalid, "", "invalid request")},
 	{http.StatusUnprocessableEntity, func(err error) (string, string, bool) {
 		var ve *queue.ValidationError

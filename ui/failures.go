@@ -1,11 +1,13 @@
 package ui
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -293,7 +295,7 @@ func (s *Server) retryFailure(r *http.Request, ps httprouter.Params) (int, any, 
 
 // retryAllJSON answers POST /api/v1/failures/retry. Reasons counts the
 // refusals by reason; when More is true, post again with after_id =
-// next_after_id to go on.
+// next_after_id and until_id = until_id to go on.
 type retryAllJSON struct {
 	Examined int            `json:"examined"`
 	Queued   int            `json:"queued"`
@@ -301,50 +303,201 @@ type retryAllJSON struct {
 	Reasons  map[string]int `json:"reasons"`
 	Errors   int            `json:"errors"`
 	Next     int64          `json:"next_after_id"`
+	Until    int64          `json:"until_id"`
 	More     bool           `json:"more"`
 }
 
 // retryFailures serves POST /api/v1/failures/retry: it retries the failures
-// matching the same filter parameters as the list (in the query string or
-// a form body; page, size and sort are ignored), in id order after
-// after_id, at most RetryAllLimit of them per request.
+// matching the same filter parameters as the list (page, size and sort are
+// ignored), in id order after after_id and up to until_id, at most
+// RetryAllLimit of them per request. The parameters come in the query
+// string, a form body or a JSON body (retryAllBody); a body of another type
+// is refused with 415, so that a filter is never dropped and the action
+// widened to every failure.
+//
+// until_id is the highest failure id the walk covers: the first request
+// leaves it out and the answer says it; going on (after_id > 0) needs it
+// back, or the walk would take in the failures its own retries caused.
 func (s *Server) retryFailures(r *http.Request, _ httprouter.Params) (int, any, error) {
 	rt, err := s.retrier()
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := r.ParseForm(); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			return 0, nil, err
+	params, err := retryAllParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var after, until int64
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"after_id", &after}, {"until_id", &until}} {
+		vs, ok := params[p.name]
+		if !ok {
+			continue
 		}
-		return 0, nil, malformed("", "cannot read the parameters: %v", err)
-	}
-	params := url.Values{}
-	for k, v := range r.Form {
-		params[k] = v
-	}
-	var after int64
-	if vs, ok := params["after_id"]; ok {
 		n, err := strconv.ParseInt(strings.Join(vs, ","), 10, 64)
 		if err != nil || n < 0 {
-			return 0, nil, malformed("after_id", "want a failure id (a whole number), got %q", strings.Join(vs, ","))
+			return 0, nil, malformed(p.name, "want a failure id (a whole number), got %q", strings.Join(vs, ","))
 		}
-		after = n
-		delete(params, "after_id")
+		*p.dst = n
+		delete(params, p.name)
+	}
+	if after > 0 && until == 0 {
+		return 0, nil, malformed("until_id", "is required with after_id: pass back the until_id of the previous answer")
 	}
 	ff, err := parseTabulator(params)
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := rt.RetryMatching(r.Context(), ff, after, s.cfg.RetryAllLimit)
+	res, err := rt.RetryMatching(r.Context(), ff, after, until, s.cfg.RetryAllLimit)
 	if err != nil {
 		return 0, nil, dataError(err, "failure")
 	}
 	out := retryAllJSON{Examined: res.Examined, Queued: res.Queued, Refused: res.Refused, Reasons: map[string]int{},
-		Errors: res.Errors, Next: res.Next, More: res.More}
+		Errors: res.Errors, Next: res.Next, Until: res.Until, More: res.More}
 	for reason, n := range res.Reasons {
 		out.Reasons[string(reason)] = n
 	}
 	return http.StatusOK, out, nil
+}
+
+// retryAllBody is the JSON body POST /api/v1/failures/retry takes: the list's
+// parameters as Tabulator sends them in JSON (page, size and sort are
+// accepted and ignored), and where to go on.
+type retryAllBody struct {
+	Filter []struct {
+		Field string          `json:"field"`
+		Type  string          `json:"type"`
+		Value json.RawMessage `json:"value"`
+	} `json:"filter"`
+	Sort []struct {
+		Field string `json:"field"`
+		Dir   string `json:"dir"`
+	} `json:"sort"`
+	Q       *string `json:"q"`
+	Page    *int    `json:"page"`
+	Size    *int    `json:"size"`
+	AfterID *int64  `json:"after_id"`
+	UntilID *int64  `json:"until_id"`
+}
+
+// retryAllParams gathers POST /api/v1/failures/retry's parameters: the query
+// string's, and the body's when there is one (a form or JSON; any other
+// type is a 415). A parameter given in both is given twice, which the
+// parser refuses.
+func retryAllParams(r *http.Request) (url.Values, error) {
+	params := url.Values{}
+	for k, v := range r.URL.Query() {
+		params[k] = v
+	}
+	if r.ContentLength == 0 {
+		return params, nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case err == nil && mt == "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			var mb *http.MaxBytesError
+			if errors.As(err, &mb) {
+				return nil, err
+			}
+			return nil, malformed("", "cannot read the form: %v", err)
+		}
+		for k, v := range r.PostForm {
+			params[k] = append(params[k], v...)
+		}
+		return params, nil
+	case err == nil && mt == "application/json":
+		var body retryAllBody
+		if err := decodeBody(r.Body, &body, ""); err != nil {
+			return nil, err
+		}
+		return body.merge(params)
+	}
+	return nil, &fieldError{kind: errMediaType, Field: "Content-Type",
+		Msg: "send the filter in the query string, as application/x-www-form-urlencoded or as application/json"}
+}
+
+// merge adds the body's parameters to params under the list's names
+// (filter[i][field], …).
+func (b *retryAllBody) merge(params url.Values) (url.Values, error) {
+	add := func(k, v string) { params[k] = append(params[k], v) }
+	for i, f := range b.Filter {
+		key := fmt.Sprintf("filter[%d]", i)
+		add(key+"[field]", f.Field)
+		if f.Type != "" {
+			add(key+"[type]", f.Type)
+		}
+		v := bytes.TrimSpace(f.Value)
+		if len(v) > 0 && v[0] == '[' {
+			var list []json.RawMessage
+			if err := json.Unmarshal(v, &list); err != nil {
+				return nil, malformed(key+"[value]", "want a value or a list of values")
+			}
+			for _, e := range list {
+				s, err := jsonScalar(e)
+				if err != nil {
+					return nil, malformed(key+"[value]", "%v", err)
+				}
+				add(key+"[value][]", s)
+			}
+			continue
+		}
+		if len(v) == 0 {
+			continue // no value: the parser says it is required
+		}
+		s, err := jsonScalar(v)
+		if err != nil {
+			return nil, malformed(key+"[value]", "%v", err)
+		}
+		add(key+"[value]", s)
+	}
+	for i, k := range b.Sort {
+		key := fmt.Sprintf("sort[%d]", i)
+		add(key+"[field]", k.Field)
+		if k.Dir != "" {
+			add(key+"[dir]", k.Dir)
+		}
+	}
+	if b.Q != nil {
+		add("q", *b.Q)
+	}
+	for _, n := range []struct {
+		name string
+		v    *int
+	}{{"page", b.Page}, {"size", b.Size}} {
+		if n.v != nil {
+			add(n.name, strconv.Itoa(*n.v))
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    *int64
+	}{{"after_id", b.AfterID}, {"until_id", b.UntilID}} {
+		if n.v != nil {
+			add(n.name, strconv.FormatInt(*n.v, 10))
+		}
+	}
+	return params, nil
+}
+
+// jsonScalar is a JSON string, number or boolean as the list's parameters
+// spell it.
+func jsonScalar(raw json.RawMessage) (string, error) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return "", errors.New("want a string, a number or true/false")
+	}
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case json.Number:
+		return x.String(), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	}
+	return "", errors.New("want a string, a number or true/false")
 }

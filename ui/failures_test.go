@@ -173,18 +173,22 @@ func TestRetryMatchingAPI(t *testing.T) {
 
 	filter := "filter[0][field]=class&filter[0][value]=NoopJob&q=api&page=1&size=10&sort[0][field]=id"
 	res := into[retryAllJSON](t, r.call("POST", "/api/v1/failures/retry?"+filter, ""), http.StatusOK)
-	if res.Examined != 3 || res.Queued != 3 || !res.More || res.Next != 3 {
+	if res.Examined != 3 || res.Queued != 3 || !res.More || res.Next != 3 || res.Until != 6 {
 		t.Errorf("first request %+v", res)
 	}
 	// Continue, with the parameters in a form body this time.
-	req, _ := http.NewRequest("POST", r.ts.URL+"/api/v1/failures/retry", strings.NewReader(filter+"&after_id=3"))
+	req, _ := http.NewRequest("POST", r.ts.URL+"/api/v1/failures/retry", strings.NewReader(filter+"&after_id=3&until_id=6"))
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	res = into[retryAllJSON](t, r.do(req), http.StatusOK)
-	if res.Examined != 2 || res.Queued != 1 || res.Refused != 1 || res.Reasons["authentication"] != 1 || res.More {
+	if res.Examined != 2 || res.Queued != 1 || res.Refused != 1 || res.Reasons["authentication"] != 1 || res.More || res.Until != 6 {
 		t.Errorf("second request %+v", res)
 	}
 	wantError(t, r.call("POST", "/api/v1/failures/retry?after_id=-4", ""), http.StatusBadRequest, "after_id")
+	// Going on needs the bound of the walk, or it would take in the
+	// failures of its own retries.
+	wantError(t, r.call("POST", "/api/v1/failures/retry?after_id=3", ""), http.StatusBadRequest, "until_id")
+	wantError(t, r.call("POST", "/api/v1/failures/retry?after_id=3&until_id=x", ""), http.StatusBadRequest, "until_id")
 	wantError(t, r.call("POST", "/api/v1/failures/retry?filter[0][field]=nope&filter[0][value]=1", ""), http.StatusBadRequest, "filter[0][field]")
 }
 
@@ -245,4 +249,74 @@ func TestListFailuresBounded(t *testing.T) {
 	if !strings.Contains(e.Error, "narrow the filter") {
 		t.Errorf("timed-out query: %+v", e)
 	}
+}
+
+// TestRetryMatchingBodies: the filter of POST /api/v1/failures/retry comes in
+// the query string, a form or a JSON body; a JSON body was ignored (and
+// everything retried), so any body the endpoint cannot read is refused
+// with 415 before anything is retried.
+func TestRetryMatchingBodies(t *testing.T) {
+	t.Parallel()
+	post := func(r *failureRig, ctype, body string) reply {
+		req, _ := http.NewRequest("POST", r.ts.URL+"/api/v1/failures/retry", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		return r.do(req)
+	}
+	setup := func(t *testing.T) *failureRig {
+		r := newFailureRig(t, func(c *Config) { c.FailuresConfig.RetryAllLimit = 100 })
+		now := time.Now()
+		for i := range 3 {
+			r.insert(&data.Failure{JobID: uint64(7000 + i), Class: "NoopJob", Retryable: true, ErrorMessage: "api down", OccurredAt: now})
+		}
+		r.insert(&data.Failure{JobID: 7101, Class: "SleepJob", Retryable: true, ErrorMessage: "api down", OccurredAt: now, Attempt: 2,
+			Args: json.RawMessage(`{"ms":1}`)})
+		return r
+	}
+	t.Run("json", func(t *testing.T) {
+		t.Parallel()
+		r := setup(t)
+		res := into[retryAllJSON](t, post(r, "application/json",
+			`{"filter":[{"field":"class","type":"=","value":"SleepJob"},{"field":"attempt","type":"in","value":[2,3]}],"q":"down","page":1,"size":10}`), http.StatusOK)
+		if res.Examined != 1 || res.Queued != 1 || res.More {
+			t.Errorf("JSON filter on SleepJob: %+v, want only its one failure", res)
+		}
+		res = into[retryAllJSON](t, post(r, "application/json; charset=utf-8", `{"filter":[{"field":"class","value":"NoopJob"}],"after_id":1,"until_id":4}`), http.StatusOK)
+		if res.Examined != 2 || res.Queued != 2 || res.Until != 4 {
+			t.Errorf("JSON continuation: %+v", res)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		r := setup(t)
+		for _, c := range []struct{ ctype, body, field string }{
+			{"application/json", `{"filter":[{"field":"class","value":"SleepJob"}],"Filter":[]}`, "Filter"},
+			{"application/json", `{"filter":{"field":"class"}}`, "filter"},
+			{"application/json", `{"filter":[{"field":"class","value":{"x":1}}]}`, "filter[0][value]"},
+			{"application/json", `{"filter":[{"field":"class","value":"SleepJob"}]} {}`, ""},
+			{"application/json", `{"after_id":2}`, "until_id"},
+		} {
+			wantError(t, post(r, c.ctype, c.body), http.StatusBadRequest, c.field)
+		}
+		for _, c := range []struct{ ctype, body string }{
+			{"text/plain", "filter[0][field]=class&filter[0][value]=SleepJob"},
+			{"", "filter[0][field]=class&filter[0][value]=SleepJob"},
+			{"multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\ndown\r\n--x--\r\n"},
+			{"application/xml", "<filter/>"},
+		} {
+			wantError(t, post(r, c.ctype, c.body), http.StatusUnsupportedMediaType, "Content-Type")
+		}
+		// Nothing was retried by any of them.
+		fs, _, err := r.db.FindFailures(t.Context(), data.FailureFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			if f.Retry.Status != data.RetryNone {
+				t.Errorf("failure %d was retried by a refused request: %+v", f.ID, f.Retry)
+			}
+		}
+	})
 }

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"conveyor/data"
 	"conveyor/lanes"
 	"conveyor/queue"
 )
@@ -141,6 +144,45 @@ func FuzzSessionCookie(f *testing.F) {
 		}
 		if err == nil && s.checkCSRF(sess, token) != (token == s.csrfToken(good)) {
 			t.Fatalf("CSRF check of %q disagrees", token)
+		}
+	})
+}
+
+// FuzzRetryAllBody: whatever JSON body POST /api/v1/failures/retry is sent,
+// reading it never panics and either refuses it with a 400 or yields a
+// filter the store accepts.
+func FuzzRetryAllBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"filter":[{"field":"class","type":"=","value":"SleepJob"}]}`,
+		`{"filter":[{"field":"attempt","type":"in","value":[2,3]}],"q":"down","page":1,"size":10}`,
+		`{"filter":[{"field":"retryable","value":true}],"sort":[{"field":"id","dir":"desc"}]}`,
+		`{"after_id":5,"until_id":9}`,
+		`{"filter":[{"field":"class","value":{"x":1}}]}`,
+		`{"filter":[{"field":"class","value":null}]}`,
+		`{"Filter":[]}`, `{"filter":{}}`, `{}`, `[]`, ``, `{"q":"\u0000"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var b retryAllBody
+		err := decodeBody(bytes.NewReader(body), &b, "")
+		var params url.Values
+		if err == nil {
+			params, err = b.merge(url.Values{})
+		}
+		if err == nil {
+			delete(params, "after_id")
+			delete(params, "until_id")
+			var ff data.FailureFilter
+			if ff, err = parseTabulator(params); err == nil {
+				if verr := ff.Validate(); verr != nil {
+					t.Fatalf("%q: accepted a filter the store refuses: %v", body, verr)
+				}
+				return
+			}
+		}
+		if status, _, msg := classify(err); status != http.StatusBadRequest || msg == "" || strings.Contains(msg, "ui.") {
+			t.Fatalf("%q: %v maps to %d %q, want a 400", body, err, status, msg)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"conveyor/data"
@@ -24,9 +25,11 @@ type BatchResult struct {
 	// Errors is how many failed for another reason (logged).
 	Errors int `json:"errors"`
 	// Next is the id to continue after, and More says whether there may be
-	// more to do.
-	Next int64 `json:"next_after_id"`
-	More bool  `json:"more"`
+	// more to do. Until is the highest id a RetryMatching walk covers (0 for
+	// automatic runs).
+	Next  int64 `json:"next_after_id"`
+	Until int64 `json:"until_id"`
+	More  bool  `json:"more"`
 }
 
 func (b *BatchResult) add(err error) {
@@ -46,15 +49,39 @@ func (b *BatchResult) add(err error) {
 }
 
 // RetryMatching retries, by hand, the failures matching ff (its sort and
-// paging are ignored) with an id after afterID, in ascending id order, and
-// stops after limit failures (DefaultRetryAllLimit when 0); result.More and
-// result.Next say where to go on. Each failure is checked as by Retry.
-func (r *Retrier) RetryMatching(ctx context.Context, ff data.FailureFilter, afterID int64, limit int) (BatchResult, error) {
-	if limit < 0 {
+// paging are ignored) with afterID < id <= untilID, in ascending id order,
+// and stops after limit failures (DefaultRetryAllLimit when 0); result.More
+// and result.Next say where to go on. untilID 0 means the highest failure id
+// when the call begins, and result.Until says which bound the walk used:
+// pass it back with result.Next to go on. The failures the retries
+// themselves cause have higher ids, so a walk and its continuations never
+// retry them (a walk without a bound would retry its own retries' failures
+// until the jobs ran out of attempts). Each failure is checked as by Retry,
+// and each job is retried at most once per call.
+func (r *Retrier) RetryMatching(ctx context.Context, ff data.FailureFilter, afterID, untilID int64, limit int) (BatchResult, error) {
+	switch {
+	case limit < 0:
 		return BatchResult{}, errors.New("failures: retry matching: limit must not be negative")
+	case afterID < 0 || untilID < 0:
+		return BatchResult{}, errors.New("failures: retry matching: ids must not be negative")
+	}
+	if err := ff.Validate(); err != nil {
+		return BatchResult{}, err
 	}
 	limit = cmp.Or(limit, DefaultRetryAllLimit)
-	res := BatchResult{Next: afterID}
+	res := BatchResult{Next: afterID, Until: untilID}
+	if res.Until == 0 {
+		last, err := r.db.LastFailureID(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Until = last
+	}
+	if res.Next >= res.Until {
+		return res, nil
+	}
+	ff.Conds = append(slices.Clip(ff.Conds), data.Cond{Field: data.FieldID, Op: data.OpLe, Value: res.Until, Param: "until_id"})
+	mode := retryMode{once: &jobOnce{}}
 	for res.Examined < limit {
 		ids, err := r.db.FailureIDs(ctx, ff, res.Next, min(retryChunk, limit-res.Examined))
 		if err != nil {
@@ -63,7 +90,7 @@ func (r *Retrier) RetryMatching(ctx context.Context, ff data.FailureFilter, afte
 		if len(ids) == 0 {
 			return res, nil
 		}
-		errs := r.retryAll(ctx, ids, retryMode{})
+		errs := r.retryAll(ctx, ids, mode)
 		for i, err := range errs {
 			res.add(err)
 			if err != nil && !errors.Is(err, ErrRetryRefused) {
@@ -81,6 +108,27 @@ func (r *Retrier) RetryMatching(ctx context.Context, ff data.FailureFilter, afte
 	ids, err := r.db.FailureIDs(ctx, ff, res.Next, 1)
 	res.More = err == nil && len(ids) > 0
 	return res, err
+}
+
+// jobOnce is the set of jobs a batch retry has retried, so that it retries
+// each job at most once.
+type jobOnce struct {
+	mu   sync.Mutex
+	jobs map[uint64]bool
+}
+
+// claim reports whether job id was not claimed before, and claims it.
+func (o *jobOnce) claim(id uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.jobs[id] {
+		return false
+	}
+	if o.jobs == nil {
+		o.jobs = map[uint64]bool{}
+	}
+	o.jobs[id] = true
+	return true
 }
 
 // retryAll retries ids with a few workers and returns each one's error.

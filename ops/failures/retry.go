@@ -207,6 +207,8 @@ func (r *Retrier) Retry(ctx context.Context, id int64) (RetryResult, error) {
 type retryMode struct {
 	auto       bool
 	maxRetries int
+	// once, when set, lets each job be retried once (a batch retry).
+	once *jobOnce
 }
 
 func (r *Retrier) retry(ctx context.Context, id int64, mode retryMode) (RetryResult, error) {
@@ -217,6 +219,10 @@ func (r *Retrier) retry(ctx context.Context, id int64, mode retryMode) (RetryRes
 	plan, err := r.check(ctx, f, mode)
 	if err != nil {
 		return RetryResult{}, err
+	}
+	if mode.once != nil && f.JobID != 0 && !mode.once.claim(f.JobID) {
+		return RetryResult{}, &RefusedError{FailureID: f.ID, Reason: RefusedAlreadyRetried,
+			Detail: fmt.Sprintf("job %d was retried by this request already", f.JobID)}
 	}
 	return r.act(ctx, f, plan, mode)
 }

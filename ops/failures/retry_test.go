@@ -344,14 +344,14 @@ func TestRetryMatching(t *testing.T) {
 	r.insert(&data.Failure{JobID: 600, Kind: fault.Authentication, ErrorMessage: "db down"})
 	r.insert(&data.Failure{JobID: 601, Retryable: true, ErrorMessage: "other"})
 	ff := data.FailureFilter{Q: "db down"}
-	res, err := r.retrier.RetryMatching(t.Context(), ff, 0, 4)
+	res, err := r.retrier.RetryMatching(t.Context(), ff, 0, 0, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Examined != 4 || res.Queued != 4 || !res.More || res.Next != 4 {
 		t.Errorf("first batch %+v", res)
 	}
-	res, err = r.retrier.RetryMatching(t.Context(), ff, res.Next, 4)
+	res, err = r.retrier.RetryMatching(t.Context(), ff, res.Next, res.Until, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,11 +359,86 @@ func TestRetryMatching(t *testing.T) {
 		t.Errorf("second batch %+v", res)
 	}
 	// Again: everything is retried or refused already.
-	res, _ = r.retrier.RetryMatching(t.Context(), ff, 0, 0)
+	res, _ = r.retrier.RetryMatching(t.Context(), ff, 0, 0, 0)
 	if res.Queued != 0 || res.Reasons[RefusedAlreadyRetried] != 5 || res.Reasons[RefusedAuthentication] != 1 {
 		t.Errorf("third pass %+v", res)
 	}
-	if _, err := r.retrier.RetryMatching(t.Context(), data.FailureFilter{Conds: []data.Cond{{Field: "nope", Op: data.OpEq, Value: 1}}}, 0, 0); !errors.Is(err, data.ErrInvalid) {
+	if _, err := r.retrier.RetryMatching(t.Context(), data.FailureFilter{Conds: []data.Cond{{Field: "nope", Op: data.OpEq, Value: 1}}}, 0, 0, 0); !errors.Is(err, data.ErrInvalid) {
 		t.Errorf("bad filter: %v", err)
+	}
+}
+
+// TestRetryAllIsNoStorm is the issue's retry storm: 21 jobs of FailJob
+// (max_attempts 1) died; "retry all", followed by a client that posts again
+// while the answer says more (as the dashboard does), retried the retries'
+// own new failures again and again (1,000 queued, one job at attempt 50).
+// A retry-all walk covers the failures there were when it began: each
+// failure and each job is retried once.
+func TestRetryAllIsNoStorm(t *testing.T) {
+	t.Parallel()
+	r := newFailRig(t, failRigOpts{realClock: true, pool: true})
+	const jobs = 21
+	var ids []uint64
+	for range jobs {
+		ids = append(ids, r.enqueue(queue.NewJob{Class: lanes.FailJob, Queue: "default", MaxAttempts: 1,
+			Args: rawJSON(`{"kind":"transient","message":"upstream 503"}`)}))
+	}
+	// allDead waits until every job is dead and its failures are written.
+	allDead := func() {
+		for _, id := range ids {
+			r.waitJob(id, queue.StateDead)
+		}
+		r.settle()
+	}
+	allDead()
+	var queued, examined, requests int
+	var next, until int64
+	for {
+		requests++
+		if requests > 3*jobs {
+			t.Fatalf("still more after %d requests: %d queued, %d examined", requests, queued, examined)
+		}
+		res, err := r.retrier.RetryMatching(t.Context(), data.FailureFilter{}, next, until, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued, examined = queued+res.Queued, examined+res.Examined
+		next, until = res.Next, res.Until
+		// The retried jobs fail again before the client goes on.
+		allDead()
+		if !res.More {
+			break
+		}
+	}
+	if queued != jobs || examined != jobs {
+		t.Errorf("retry-all queued %d of %d examined; want each of the %d failures once", queued, examined, jobs)
+	}
+	for _, id := range ids {
+		if j := r.job(id); j.Attempt != 2 {
+			t.Errorf("job %d is at attempt %d, want 2 (one retry)", id, j.Attempt)
+		}
+	}
+	if n := len(r.failures()); n != 2*jobs {
+		t.Errorf("%d failures, want %d (each job failed, was retried once and failed again)", n, 2*jobs)
+	}
+}
+
+// TestRetryMatchingRetriesAJobOnce: two open failures of one attempt of a
+// job (an attempt run again after a crash) make one retry per request.
+func TestRetryMatchingRetriesAJobOnce(t *testing.T) {
+	t.Parallel()
+	r := newFailRig(t, failRigOpts{})
+	r.insert(&data.Failure{JobID: 700, Attempt: 1, Retryable: true, ErrorMessage: "db down"},
+		&data.Failure{JobID: 700, Attempt: 1, Retryable: true, ErrorMessage: "db down"},
+		&data.Failure{JobID: 701, Attempt: 1, Retryable: true, ErrorMessage: "db down"})
+	res, err := r.retrier.RetryMatching(t.Context(), data.FailureFilter{}, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Queued != 2 || res.Reasons[RefusedAlreadyRetried] != 1 || res.Until != 3 || res.More {
+		t.Errorf("retry-all %+v, want jobs 700 and 701 retried once each", res)
+	}
+	if n := r.store.Counts()[queue.StateReady]; n != 2 {
+		t.Errorf("%d jobs enqueued, want 2", n)
 	}
 }
