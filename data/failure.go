@@ -63,19 +63,22 @@ type Failure struct {
 	OccurredAt   time.Time // zero means "now" on insert
 	Fingerprint  string
 	Retry        RetryState // Status "" means RetryNone on insert
+	// Recovered is true for a row rebuilt from the queue's record of the
+	// attempt (InsertRecoveredFailures) rather than captured as it failed.
+	Recovered bool
 }
 
 // failureColumns lists the columns scanFailure reads, in order.
 const failureColumns = `id, job_id, class, queue, kind, retryable, error_class, account_id, profile_id,
 	pipeline_id, step, attempt, occurred_at, fingerprint, retry_status, retry_attempts, last_retried_at,
-	retry_job_id, retry_reason, error_message, args, backtrace`
+	retry_job_id, retry_reason, recovered, error_message, args, backtrace`
 
 // failureInsertColumns are the columns InsertFailures writes (id included).
 const failureInsertColumns = `id, job_id, class, queue, kind, retryable, error_class, account_id, profile_id,
 	pipeline_id, step, attempt, occurred_at, fingerprint, retry_status, retry_attempts, last_retried_at,
-	retry_job_id, retry_reason, error_message, args, backtrace`
+	retry_job_id, retry_reason, recovered, error_message, args, backtrace`
 
-const failureInsertArity = 22
+const failureInsertArity = 23
 
 // insertChunk is the number of rows per multi-row INSERT statement.
 const insertChunk = 64
@@ -125,7 +128,7 @@ func (f *Failure) insertArgs(dst []any) []any {
 	return append(dst, f.ID, int64(f.JobID), f.Class, f.Queue, string(f.Kind), boolInt(f.Retryable), f.ErrorClass,
 		nullID(f.AccountID), nullID(f.ProfileID), nullID(f.PipelineID), f.Step, f.Attempt,
 		f.OccurredAt.UnixMilli(), f.Fingerprint, string(f.Retry.Status), f.Retry.Attempts,
-		ms(f.Retry.LastRetriedAt), nullID(int64(f.Retry.JobID)), f.Retry.Reason, f.ErrorMessage, args, f.Backtrace)
+		ms(f.Retry.LastRetriedAt), nullID(int64(f.Retry.JobID)), f.Retry.Reason, boolInt(f.Recovered), f.ErrorMessage, args, f.Backtrace)
 }
 
 // InsertFailures inserts the batch in one transaction and sets each
@@ -142,48 +145,7 @@ func (db *DB) InsertFailures(ctx context.Context, fs []*Failure) error {
 			return err
 		}
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		// The writer is the only connection that writes and holds the
-		// write lock for the whole transaction, so max(id)+1.. is free.
-		var maxID int64
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM failures`).Scan(&maxID); err != nil {
-			return err
-		}
-		for i, f := range fs {
-			f.ID = maxID + int64(i) + 1
-		}
-		var chunkStmt *sql.Stmt
-		args := make([]any, 0, insertChunk*failureInsertArity)
-		rest := fs
-		for len(rest) >= insertChunk {
-			if chunkStmt == nil {
-				var err error
-				chunkStmt, err = tx.PrepareContext(ctx, insertFailuresSQL(insertChunk))
-				if err != nil {
-					return err
-				}
-				defer chunkStmt.Close()
-			}
-			args = args[:0]
-			for _, f := range rest[:insertChunk] {
-				args = f.insertArgs(args)
-			}
-			if _, err := chunkStmt.ExecContext(ctx, args...); err != nil {
-				return err
-			}
-			rest = rest[insertChunk:]
-		}
-		if len(rest) > 0 {
-			args = args[:0]
-			for _, f := range rest {
-				args = f.insertArgs(args)
-			}
-			if _, err := tx.ExecContext(ctx, insertFailuresSQL(len(rest)), args...); err != nil {
-				return err
-			}
-		}
-		return rollUp(ctx, tx, fs)
-	})
+	err := db.write(ctx, func(tx *sql.Tx) error { return insertFailures(ctx, tx, fs) })
 	if err != nil {
 		for _, f := range fs {
 			f.ID = 0
@@ -191,6 +153,51 @@ func (db *DB) InsertFailures(ctx context.Context, fs []*Failure) error {
 		return fmt.Errorf("data: insert %d failures: %w", len(fs), err)
 	}
 	return nil
+}
+
+// insertFailures inserts validated failures in tx, setting their IDs, and
+// rolls them up.
+func insertFailures(ctx context.Context, tx *sql.Tx, fs []*Failure) error {
+	// The writer is the only connection that writes and holds the write
+	// lock for the whole transaction, so max(id)+1.. is free.
+	var maxID int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM failures`).Scan(&maxID); err != nil {
+		return err
+	}
+	for i, f := range fs {
+		f.ID = maxID + int64(i) + 1
+	}
+	var chunkStmt *sql.Stmt
+	args := make([]any, 0, insertChunk*failureInsertArity)
+	rest := fs
+	for len(rest) >= insertChunk {
+		if chunkStmt == nil {
+			var err error
+			chunkStmt, err = tx.PrepareContext(ctx, insertFailuresSQL(insertChunk))
+			if err != nil {
+				return err
+			}
+			defer chunkStmt.Close()
+		}
+		args = args[:0]
+		for _, f := range rest[:insertChunk] {
+			args = f.insertArgs(args)
+		}
+		if _, err := chunkStmt.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		rest = rest[insertChunk:]
+	}
+	if len(rest) > 0 {
+		args = args[:0]
+		for _, f := range rest {
+			args = f.insertArgs(args)
+		}
+		if _, err := tx.ExecContext(ctx, insertFailuresSQL(len(rest)), args...); err != nil {
+			return err
+		}
+	}
+	return rollUp(ctx, tx, fs)
 }
 
 // rollKey is a failure's roll-up group.
@@ -261,7 +268,7 @@ func scanFailure(s scanner) (*Failure, error) {
 		f                                   Failure
 		jobID                               int64
 		kind, status                        string
-		retryable                           int
+		retryable, recovered                int
 		account, profile, pipeline, retryJb sql.NullInt64
 		occurred                            int64
 		lastRetried                         sql.NullInt64
@@ -269,13 +276,14 @@ func scanFailure(s scanner) (*Failure, error) {
 	)
 	err := s.Scan(&f.ID, &jobID, &f.Class, &f.Queue, &kind, &retryable, &f.ErrorClass, &account, &profile,
 		&pipeline, &f.Step, &f.Attempt, &occurred, &f.Fingerprint, &status, &f.Retry.Attempts, &lastRetried,
-		&retryJb, &f.Retry.Reason, &f.ErrorMessage, &args, &f.Backtrace)
+		&retryJb, &f.Retry.Reason, &recovered, &f.ErrorMessage, &args, &f.Backtrace)
 	if err != nil {
 		return nil, err
 	}
 	f.JobID = uint64(jobID)
 	f.Kind = fault.Kind(kind)
 	f.Retryable = retryable != 0
+	f.Recovered = recovered != 0
 	f.AccountID, f.ProfileID, f.PipelineID = account.Int64, profile.Int64, pipeline.Int64
 	f.OccurredAt = time.UnixMilli(occurred).UTC()
 	f.Retry.Status = RetryStatus(status)

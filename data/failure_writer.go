@@ -51,7 +51,7 @@ type FailureWriterStats struct {
 	Written uint64 // committed
 	Dropped uint64 // refused by Add: queue full or writer closed
 	Failed  uint64 // accepted but not written: invalid, or the write failed
-	Pending int    // accepted, not yet written
+	Pending int    // accepted, not yet written: waiting, or in the batch being written
 }
 
 // FailureWriter batches failures from bursts of failing jobs into few
@@ -73,6 +73,7 @@ type FailureWriter struct {
 	errs     []error       // write errors not yet returned by Flush
 	progress chan struct{} // closed and replaced whenever done advances
 
+	lost chan struct{} // cap 1: failures were dropped or not written (Lost)
 	wake chan struct{} // cap 1: there is work, or a flush is wanted
 	now  chan struct{} // cap 1: flush without lingering
 	stop chan struct{} // closed by Close
@@ -102,6 +103,7 @@ func NewFailureWriter(db *DB, opts FailureWriterOptions) *FailureWriter {
 		opts:     opts,
 		logger:   cmp.Or(opts.Logger, db.logger),
 		progress: make(chan struct{}),
+		lost:     make(chan struct{}, 1),
 		wake:     make(chan struct{}, 1),
 		now:      make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -121,6 +123,7 @@ func (w *FailureWriter) Add(f *Failure) {
 	if w.closed || len(w.pending) >= w.opts.MaxPending {
 		w.dropped++
 		w.mu.Unlock()
+		w.signalLost()
 		return
 	}
 	w.pending = append(w.pending, f)
@@ -196,6 +199,9 @@ func (w *FailureWriter) Close(ctx context.Context) error {
 		w.done += uint64(n)
 		w.signal()
 		w.mu.Unlock()
+		if n > 0 {
+			w.signalLost()
+		}
 		w.writer.Cancel()
 		if w.onAbandon != nil {
 			w.onAbandon()
@@ -209,11 +215,24 @@ func (w *FailureWriter) Close(ctx context.Context) error {
 	return flushErr
 }
 
+// Lost returns a channel that receives when failures were dropped by Add
+// or failed to be written since the last receive (one value stands for any
+// number of them). The failure pipeline rebuilds such rows from the queue
+// (failures.Reconciler).
+func (w *FailureWriter) Lost() <-chan struct{} { return w.lost }
+
+func (w *FailureWriter) signalLost() {
+	select {
+	case w.lost <- struct{}{}:
+	default:
+	}
+}
+
 // Stats returns the counters.
 func (w *FailureWriter) Stats() FailureWriterStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return FailureWriterStats{Added: w.added, Written: w.written, Dropped: w.dropped, Failed: w.failed, Pending: len(w.pending)}
+	return FailureWriterStats{Added: w.added, Written: w.written, Dropped: w.dropped, Failed: w.failed, Pending: int(w.added - w.done)}
 }
 
 // signal wakes Flush waiters; w.mu must be held.
@@ -320,6 +339,9 @@ func (w *FailureWriter) write(ctx context.Context, batch []*Failure) {
 	w.errs = append(w.errs, errs...)
 	w.signal()
 	w.mu.Unlock()
+	if len(written) < len(batch) {
+		w.signalLost()
+	}
 }
 
 // sleepUnless waits d, or less when stop is closed.

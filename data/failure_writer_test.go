@@ -114,8 +114,14 @@ func TestFailureWriterDropsBeyondMaxPending(t *testing.T) {
 	for _, f := range fs[1:] {
 		w.Add(f)
 	}
-	if st := w.Stats(); st.Pending != 10 || st.Dropped != 5 || st.Added != 11 {
-		t.Fatalf("while held: %+v, want 10 pending, 5 dropped", st)
+	if st := w.Stats(); st.Pending != 11 || st.Dropped != 5 || st.Added != 11 {
+		close(release)
+		t.Fatalf("while held: %+v, want 11 pending (10 waiting, 1 being written), 5 dropped", st)
+	}
+	select {
+	case <-w.Lost(): // the drops were signalled
+	default:
+		t.Fatal("Lost did not signal the drops")
 	}
 	close(release)
 	if err := w.Flush(t.Context()); err != nil {
@@ -123,6 +129,11 @@ func TestFailureWriterDropsBeyondMaxPending(t *testing.T) {
 	}
 	if st := w.Stats(); st.Written != 11 || st.Dropped != 5 || st.Pending != 0 {
 		t.Fatalf("after release: %+v", st)
+	}
+	select {
+	case <-w.Lost():
+		t.Fatal("Lost signalled again with nothing lost since")
+	default:
 	}
 }
 
@@ -143,6 +154,11 @@ func TestFailureWriterIsolatesInvalidFailures(t *testing.T) {
 	}
 	if st := w.Stats(); st.Written != 2 || st.Failed != 1 {
 		t.Fatalf("stats = %+v", st)
+	}
+	select {
+	case <-w.Lost():
+	default:
+		t.Fatal("Lost did not signal the failure that was not written")
 	}
 	if got := len(col.all()); got != 2 {
 		t.Fatalf("OnFlush saw %d failures, want 2", got)
@@ -196,8 +212,9 @@ func TestFailureWriterCloseGivesUpAtDeadline(t *testing.T) {
 	closed := make(chan error)
 	go func() { closed <- w.Close(ctx) }()
 	<-abandoned
-	if st := w.Stats(); st.Failed != 3 || st.Pending != 0 {
-		t.Fatalf("after giving up: %+v, want the 3 waiting failures failed", st)
+	if st := w.Stats(); st.Failed != 3 || st.Pending != 1 {
+		close(release)
+		t.Fatalf("after giving up: %+v, want the 3 waiting failures failed and 1 being written", st)
 	}
 	close(release)
 	if err := <-closed; !errors.Is(err, context.Canceled) {
