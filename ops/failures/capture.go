@@ -141,7 +141,17 @@ type Capture struct {
 	progress chan struct{} // closed and replaced whenever done advances
 }
 
+// captureCaps are the size caps of what a failure row keeps.
 type captureCaps struct{ args, message, backtrace int }
+
+// newCaps fills the caps left 0 with their defaults.
+func newCaps(args, message, backtrace int) captureCaps {
+	return captureCaps{
+		args:      cmp.Or(args, DefaultCaptureArgsBytes),
+		message:   cmp.Or(message, DefaultCaptureMessageBytes),
+		backtrace: cmp.Or(backtrace, DefaultCaptureBacktraceBytes),
+	}
+}
 
 // NewCapture validates opts and starts the settler. Close it after the
 // lanes have stopped and before the writer is closed.
@@ -156,11 +166,7 @@ func NewCapture(opts CaptureOptions) (*Capture, error) {
 	}
 	c := &Capture{
 		w: opts.Writer, db: opts.DB, reg: opts.Registry, bus: opts.Bus, now: opts.Now, log: opts.Logger,
-		caps: captureCaps{
-			args:      cmp.Or(opts.MaxArgsBytes, DefaultCaptureArgsBytes),
-			message:   cmp.Or(opts.MaxMessageBytes, DefaultCaptureMessageBytes),
-			backtrace: cmp.Or(opts.MaxBacktraceBytes, DefaultCaptureBacktraceBytes),
-		},
+		caps:     newCaps(opts.MaxArgsBytes, opts.MaxMessageBytes, opts.MaxBacktraceBytes),
 		outc:     make(chan data.JobOutcome, cmp.Or(opts.SettleQueue, DefaultSettleQueue)),
 		progress: make(chan struct{}),
 	}
@@ -241,25 +247,40 @@ func (c *Capture) failure(j *queue.Job, err error, timeout time.Duration) *data.
 		}
 		backtrace = errorChain(err)
 	}
-	errClass := lanes.ErrorClass(err)
-	msg := capText(err.Error(), c.caps.message)
+	return c.caps.failure(j, attempt{errClass: lanes.ErrorClass(err), message: err.Error(), backtrace: backtrace,
+		kind: kind, retryable: kind.Retryable() && !isKill(err), at: c.now()})
+}
+
+// attempt is what a failure row says about the failed attempt itself.
+type attempt struct {
+	errClass, message, backtrace string
+	kind                         fault.Kind
+	retryable                    bool
+	at                           time.Time
+	number                       int // 0: the job's current attempt
+}
+
+// failure builds the row of a failed attempt of job j: the job's class,
+// queue, capped args and context, and the attempt's capped error.
+func (caps captureCaps) failure(j *queue.Job, a attempt) *data.Failure {
+	msg := capText(a.message, caps.message)
 	return &data.Failure{
 		JobID:        j.ID,
 		Class:        j.Class,
 		Queue:        j.Queue,
-		Args:         capArgs(j.Args, c.caps.args),
-		ErrorClass:   errClass,
+		Args:         capArgs(j.Args, caps.args),
+		ErrorClass:   a.errClass,
 		ErrorMessage: msg,
-		Backtrace:    capText(backtrace, c.caps.backtrace),
+		Backtrace:    capText(a.backtrace, caps.backtrace),
 		AccountID:    contextID(j.Context, queue.CtxAccountID),
 		ProfileID:    contextID(j.Context, queue.CtxProfileID),
 		PipelineID:   contextID(j.Context, queue.CtxPipelineID),
 		Step:         j.Context[queue.CtxStep],
-		Attempt:      j.Attempt,
-		Kind:         kind,
-		Retryable:    kind.Retryable() && !isKill(err),
-		OccurredAt:   c.now(),
-		Fingerprint:  Fingerprint(SourceJobFailure, string(kind), j.Class, errClass+": "+msg),
+		Attempt:      cmp.Or(a.number, j.Attempt),
+		Kind:         a.kind,
+		Retryable:    a.retryable,
+		OccurredAt:   a.at,
+		Fingerprint:  Fingerprint(SourceJobFailure, string(a.kind), j.Class, a.errClass+": "+msg),
 	}
 }
 
