@@ -44,8 +44,8 @@ const (
 //	        → lanes pool (with the middleware and retry policy gathered above)
 //	        → openLocalAI (start-up guardrail; gates of the AI lanes)
 //	        → listener and HTTP server (each feature adds its UI config)
-//	start:  queue snapshots → lanes → scheduler → (demo) kickoff of the fan-outs
-//	        → local-AI watch → change forwarding → HTTP
+//	start:  queue snapshots → lanes → failure reconciler → scheduler → (demo)
+//	        kickoff of the fan-outs → local-AI watch → change forwarding → HTTP
 //	stop:   the reverse of start (HTTP first; the lanes drain before the last
 //	        queue snapshot), then close
 //	close:  the reverse of newApp (local AI released if this process started
@@ -218,6 +218,9 @@ func (a *app) start(ctx context.Context) error {
 	}
 	services = append(services, lifecycle.Hooks{Name: "lanes",
 		OnStart: func(context.Context) error { return a.pool.Start() }, OnStop: a.pool.Stop})
+	if a.failures.reconciler != nil {
+		services = append(services, a.failures.reconciler)
+	}
 	if a.schedule.sched != nil {
 		services = append(services, a.schedule.sched)
 	}

@@ -17,10 +17,11 @@ import (
 // capture, issues, retries and the queue-health check, on the SQLite
 // database of app_storage.go.
 type failuresPart struct {
-	writer  *data.FailureWriter
-	tracker *failures.Tracker
-	capture *failures.Capture
-	retrier *failures.Retrier
+	writer     *data.FailureWriter
+	tracker    *failures.Tracker
+	capture    *failures.Capture
+	retrier    *failures.Retrier
+	reconciler *failures.Reconciler
 }
 
 // failureSettings are the failure pipeline's settings, read from the
@@ -81,14 +82,21 @@ func (a *app) openFailures(ctx context.Context) error {
 		return err
 	}
 	a.opened.Push(lifecycle.Hooks{Name: "issue tracker", OnStop: func(context.Context) error { f.tracker.Close(); return nil }})
-	f.writer = data.NewFailureWriter(db, data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log,
-		MaxRate: st.FailureWriteRate})
+	wopts := data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log, MaxRate: st.FailureWriteRate}
+	if failpointsOf(ctx).holdFailureWriter {
+		wopts.Linger, wopts.BatchSize = 24*time.Hour, data.DefaultFailureMaxPending
+	}
+	f.writer = data.NewFailureWriter(db, wopts)
 	a.opened.Push(lifecycle.Hooks{Name: "failure writer", OnStop: f.writer.Close})
 	if f.capture, err = failures.NewCapture(failures.CaptureOptions{Writer: f.writer, DB: db, Registry: a.reg, Bus: a.bus, Logger: log}); err != nil {
 		return err
 	}
 	a.opened.Push(lifecycle.Hooks{Name: "failure capture", OnStop: f.capture.Close})
 	a.middleware = append(a.middleware, f.capture.Middleware())
+	if f.reconciler, err = failures.NewReconciler(failures.ReconcilerOptions{Store: a.store, DB: db, Writer: f.writer,
+		OnRecovered: f.tracker.RecordFailures, Bus: a.bus, Logger: log}); err != nil {
+		return err
+	}
 	a.retryable = failures.RetryableError
 	if f.retrier, err = failures.NewRetrier(failures.RetrierOptions{DB: db, Store: a.store, Registry: a.reg, Topology: a.st.Topology,
 		Bus: a.bus, Logger: log}); err != nil {
@@ -117,14 +125,31 @@ func (a *app) failuresUI(cfg *ui.Config) {
 }
 
 // failureChecks is the failure pipeline's /readyz check: what the failure
-// writer has done.
+// writer has done, and the backlog of failure rows not yet written — those
+// waiting in the writer, and the failed attempts the reconciler found
+// without a row and has yet to rebuild. Until the reconciler's first pass
+// has finished, rows a crash lost before this start are not counted yet.
 func (a *app) failureChecks(ctx context.Context) []ui.Check {
 	f := &a.failures
-	var out []ui.Check
-	if f.writer != nil {
-		st := f.writer.Stats()
-		out = append(out, ui.Check{Name: "failure_capture", OK: true,
-			Detail: fmt.Sprintf("%d failures recorded, %d pending, %d dropped, %d not written", st.Written, st.Pending, st.Dropped, st.Failed)})
+	if f.writer == nil {
+		return nil
 	}
-	return out
+	st := f.writer.Stats()
+	var rs failures.ReconcileStats
+	if f.reconciler != nil {
+		rs = f.reconciler.Stats()
+	}
+	detail := fmt.Sprintf("backlog: %d failure rows not yet written (%d waiting in the writer, %d to rebuild from the queue); "+
+		"%d recorded, %d dropped, %d not written, %d rebuilt from the queue", st.Pending+rs.Missing, st.Pending, rs.Missing,
+		st.Written, st.Dropped, st.Failed, rs.Recovered)
+	switch {
+	case rs.Passes == 0:
+		detail += "; start-up reconciliation running"
+	default:
+		detail += "; reconciled at " + rs.LastPass.UTC().Format(time.RFC3339)
+	}
+	if rs.LastError != "" {
+		detail += "; last reconciliation failed (logged)"
+	}
+	return []ui.Check{{Name: "failure_capture", OK: true, Detail: detail}}
 }

@@ -35,6 +35,7 @@ type scheduleSettings struct {
 type failpoints struct {
 	scheduleClock        func() cron.Clock // the scheduler's clock
 	afterScheduleEnqueue func()            // cron.Options.AfterEnqueue
+	holdFailureWriter    bool              // the failure writer writes only when flushed or closed
 }
 
 type failpointsKey struct{}

@@ -36,6 +36,9 @@ const (
 	testClockEnv = "CONVEYOR_TEST_CLOCK"
 	crashAtEnv   = "CONVEYOR_CRASH_AT"
 	crashAtTick  = "cron-after-enqueue"
+	// holdFailureWriterEnv=1 makes the failure writer keep every row until
+	// it is flushed or closed (failures_crash_test.go).
+	holdFailureWriterEnv = "CONVEYOR_TEST_HOLD_FAILURE_WRITER"
 )
 
 // failpointsFromEnv reads the server subprocess's failpoints from its
@@ -49,6 +52,7 @@ func failpointsFromEnv() failpoints {
 		}
 		fp.scheduleClock = func() cron.Clock { return cron.NewOffsetClock(start) }
 	}
+	fp.holdFailureWriter = os.Getenv(holdFailureWriterEnv) == "1"
 	switch v := os.Getenv(crashAtEnv); v {
 	case "":
 	case crashAtTick:

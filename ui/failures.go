@@ -85,8 +85,10 @@ type retryJSON struct {
 }
 
 // failureJSON is a failure as the API shows it. Optional references are
-// null when absent. Args, Backtrace and ArgsTruncated are in the detail
-// only; lists cut the error message to listMessageBytes.
+// null when absent. Recovered is true for a row rebuilt from the queue's
+// record of the attempt (failures.Reconciler). Args, Backtrace and
+// ArgsTruncated are in the detail only; lists cut the error message to
+// listMessageBytes.
 type failureJSON struct {
 	ID            int64           `json:"id"`
 	JobID         uint64          `json:"job_id"`
@@ -104,6 +106,7 @@ type failureJSON struct {
 	OccurredAt    stamp           `json:"occurred_at"`
 	Fingerprint   string          `json:"fingerprint"`
 	Retry         retryJSON       `json:"retry"`
+	Recovered     bool            `json:"recovered"`
 	Args          json.RawMessage `json:"args,omitempty"`
 	ArgsTruncated *bool           `json:"args_truncated,omitempty"`
 	Backtrace     *string         `json:"backtrace,omitempty"`
@@ -133,6 +136,7 @@ func failureView(f *data.Failure, detail bool) failureJSON {
 		Attempt: f.Attempt, OccurredAt: stamp(f.OccurredAt), Fingerprint: f.Fingerprint,
 		Retry: retryJSON{Status: string(f.Retry.Status), Attempts: f.Retry.Attempts, LastRetriedAt: stamp(f.Retry.LastRetriedAt),
 			JobID: optJob(f.Retry.JobID), Reason: f.Retry.Reason},
+		Recovered: f.Recovered,
 	}
 	if !detail {
 		v.ErrorMessage = cutText(f.ErrorMessage, listMessageBytes)

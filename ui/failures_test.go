@@ -69,7 +69,7 @@ var goldenFailures = []*data.Failure{
 		AccountID: 7, ProfileID: 12, Attempt: 3, OccurredAt: t0.Add(1340 * time.Millisecond), Fingerprint: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
 		Retry: data.RetryState{Status: data.RetryQueued, Attempts: 1, LastRetriedAt: t0.Add(time.Hour), JobID: 1207}},
 	{ID: 42, JobID: 1300, Class: "AvatarDownloadJob", Queue: "avatars", Kind: fault.Authentication,
-		ErrorClass: "Error", ErrorMessage: "session expired", PipelineID: 5, Step: "download", Attempt: 1,
+		ErrorClass: "Error", ErrorMessage: "session expired", PipelineID: 5, Step: "download", Attempt: 1, Recovered: true,
 		OccurredAt: t0, Fingerprint: "aa", Retry: data.RetryState{Status: data.RetryRefused, Reason: "authentication failures are never retried"},
 		Args: json.RawMessage(`{"truncated_by_conveyor":true,"bytes":70000,"prefix":"{\"blob\":\"aaaa"}`)},
 }
