@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -187,6 +188,10 @@ func insertFailures(ctx context.Context, tx *sql.Tx, fs []*Failure) error {
 			return err
 		}
 		rest = rest[insertChunk:]
+		// A batch is thousands of rows of CPU work: let the goroutines
+		// waiting for this P (the lanes, the queue's writer) run between
+		// chunks rather than wait for a preemption.
+		runtime.Gosched()
 	}
 	if len(rest) > 0 {
 		args = args[:0]

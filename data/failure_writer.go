@@ -15,6 +15,7 @@ import (
 const (
 	DefaultFailureBatch      = 2000
 	DefaultFailureLinger     = 5 * time.Millisecond
+	DefaultFailureInterval   = 200 * time.Millisecond
 	DefaultFailureMaxPending = 100_000
 )
 
@@ -27,6 +28,14 @@ type FailureWriterOptions struct {
 	// Linger is how long the writer waits for more failures after the first
 	// one arrives before it writes a partial batch (DefaultFailureLinger).
 	Linger time.Duration
+	// Interval is the least time between the starts of two batches that
+	// are not full (DefaultFailureInterval): while failures keep coming
+	// they gather into batches of up to BatchSize. A transaction rewrites
+	// every index page it touches, whatever the number of rows it adds, so
+	// a burst written in batches of a few rows costs SQLite several times
+	// the CPU per row that batches of thousands do (BenchmarkFailureWriter).
+	// A failure that arrives after a quiet spell waits only Linger.
+	Interval time.Duration
 	// MaxPending bounds the in-memory queue (DefaultFailureMaxPending rows).
 	// Add drops — and counts — failures beyond it rather than block or grow.
 	MaxPending int
@@ -93,6 +102,9 @@ func NewFailureWriter(db *DB, opts FailureWriterOptions) *FailureWriter {
 	}
 	if opts.Linger <= 0 {
 		opts.Linger = DefaultFailureLinger
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultFailureInterval
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultFailureMaxPending
@@ -244,6 +256,7 @@ func (w *FailureWriter) signal() {
 func (w *FailureWriter) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var lastStart time.Time // of the previous batch
 	for {
 		w.mu.Lock()
 		n := len(w.pending)
@@ -260,12 +273,13 @@ func (w *FailureWriter) run(ctx context.Context) {
 			continue
 		}
 		// Linger for a fuller batch unless a flush is wanted, the batch is
-		// full, or the writer is closing.
+		// full, or the writer is closing: Linger after the first failure,
+		// and at least until Interval after the previous batch began.
 		if n < w.opts.BatchSize && !closed {
 			select {
 			case <-w.now:
 			default:
-				timer.Reset(w.opts.Linger)
+				timer.Reset(max(w.opts.Linger, w.opts.Interval-time.Since(lastStart)))
 				func() {
 					for {
 						select {
@@ -301,6 +315,7 @@ func (w *FailureWriter) run(ctx context.Context) {
 		w.mu.Unlock()
 		if k > 0 {
 			start := time.Now()
+			lastStart = start
 			w.write(ctx, batch)
 			if w.opts.MaxRate > 0 {
 				if d := time.Duration(k)*time.Second/time.Duration(w.opts.MaxRate) - time.Since(start); d > 0 {

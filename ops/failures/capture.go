@@ -133,6 +133,7 @@ type Capture struct {
 	settler lifecycle.Loop
 
 	captured, outcomes, dropped, settled atomic.Uint64
+	prints                               fingerprintCache
 
 	// queued counts outcomes accepted; done those settled or given up on.
 	progMu   sync.Mutex
@@ -248,7 +249,45 @@ func (c *Capture) failure(j *queue.Job, err error, timeout time.Duration) *data.
 		backtrace = errorChain(err)
 	}
 	return c.caps.failure(j, attempt{errClass: lanes.ErrorClass(err), message: err.Error(), backtrace: backtrace,
-		kind: kind, retryable: kind.Retryable() && !isKill(err), at: c.now()})
+		kind: kind, retryable: kind.Retryable() && !isKill(err), at: c.now()}, &c.prints)
+}
+
+// fingerprintCache remembers the fingerprints of recent failures: a burst
+// of failures mostly repeats one message, and normalizing it costs more
+// than the rest of building the row. It holds up to fingerprintCacheSize
+// entries of messages up to fingerprintCacheMessage bytes, and starts
+// afresh when full.
+type fingerprintCache struct {
+	mu sync.Mutex
+	m  map[[4]string]string
+}
+
+const (
+	fingerprintCacheSize    = 4096
+	fingerprintCacheMessage = 1024
+)
+
+// of returns Fingerprint(SourceJobFailure, kind, class, errClass+": "+msg).
+// A nil cache computes it every time.
+func (c *fingerprintCache) of(kind fault.Kind, class, errClass, msg string) string {
+	if c == nil || len(msg) > fingerprintCacheMessage {
+		return Fingerprint(SourceJobFailure, string(kind), class, errClass+": "+msg)
+	}
+	key := [4]string{string(kind), class, errClass, msg}
+	c.mu.Lock()
+	fp, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return fp
+	}
+	fp = Fingerprint(SourceJobFailure, string(kind), class, errClass+": "+msg)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= fingerprintCacheSize {
+		c.m = make(map[[4]string]string, 64)
+	}
+	c.m[key] = fp
+	c.mu.Unlock()
+	return fp
 }
 
 // attempt is what a failure row says about the failed attempt itself.
@@ -261,8 +300,9 @@ type attempt struct {
 }
 
 // failure builds the row of a failed attempt of job j: the job's class,
-// queue, capped args and context, and the attempt's capped error.
-func (caps captureCaps) failure(j *queue.Job, a attempt) *data.Failure {
+// queue, capped args and context, and the attempt's capped error. prints
+// may be nil.
+func (caps captureCaps) failure(j *queue.Job, a attempt, prints *fingerprintCache) *data.Failure {
 	msg := capText(a.message, caps.message)
 	return &data.Failure{
 		JobID:        j.ID,
@@ -280,7 +320,7 @@ func (caps captureCaps) failure(j *queue.Job, a attempt) *data.Failure {
 		Kind:         a.kind,
 		Retryable:    a.retryable,
 		OccurredAt:   a.at,
-		Fingerprint:  Fingerprint(SourceJobFailure, string(a.kind), j.Class, a.errClass+": "+msg),
+		Fingerprint:  prints.of(a.kind, j.Class, a.errClass, msg),
 	}
 }
 

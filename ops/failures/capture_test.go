@@ -316,3 +316,29 @@ func TestNewCaptureValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestFingerprintCache: the capture's cache of recent fingerprints answers
+// what Fingerprint computes, and stays bounded.
+func TestFingerprintCache(t *testing.T) {
+	t.Parallel()
+	var c fingerprintCache
+	long := strings.Repeat("x", fingerprintCacheMessage+1)
+	for i := range 2*fingerprintCacheSize + 3 {
+		msg := fmt.Sprintf("upstream %d refused", i%(fingerprintCacheSize+7))
+		if i%5 == 0 {
+			msg = long
+		}
+		for range 2 { // computed, then remembered
+			got := c.of(fault.Transient, "SyncJob", "Error", msg)
+			if want := Fingerprint(SourceJobFailure, string(fault.Transient), "SyncJob", "Error: "+msg); got != want {
+				t.Fatalf("%q: %s, want %s", msg, got, want)
+			}
+		}
+		if len(c.m) > fingerprintCacheSize {
+			t.Fatalf("the cache holds %d entries", len(c.m))
+		}
+	}
+	if got := (*fingerprintCache)(nil).of(fault.Runtime, "A", "E", "m"); got != Fingerprint(SourceJobFailure, "runtime", "A", "E: m") {
+		t.Error("a nil cache computes a wrong fingerprint")
+	}
+}

@@ -318,7 +318,7 @@ func (r *Reconciler) rebuild(j *queue.Job, i int) *data.Failure {
 		retryable = false
 	}
 	f := r.caps.failure(j, attempt{errClass: e.Class, message: e.Message, backtrace: e.Backtrace,
-		kind: kind, retryable: retryable, at: e.At, number: e.Attempt})
+		kind: kind, retryable: retryable, at: e.At, number: e.Attempt}, nil)
 	// A later attempt failed too, or the job succeeded since: this
 	// attempt needs no attention.
 	switch {

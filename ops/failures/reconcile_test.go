@@ -80,7 +80,7 @@ func drive(t *testing.T, store *queue.Store, now func() time.Time, id uint64, ou
 // captured is the row the capture would have written for attempt n of j.
 func captured(j *queue.Job, n int, message string) *data.Failure {
 	return newCaps(0, 0, 0).failure(j, attempt{errClass: "Error", message: message, kind: fault.Transient,
-		retryable: true, at: j.CreatedAt, number: n})
+		retryable: true, at: j.CreatedAt, number: n}, nil)
 }
 
 // byAttempt indexes a job's rows by attempt.
