@@ -163,6 +163,7 @@ func newApp(ctx context.Context, st settings, log *slog.Logger, tokenOut io.Writ
 	if a.pool, err = lanes.New(a.store, a.reg, st.Topology, popts); err != nil {
 		return nil, err
 	}
+	a.failures.watchLanes(a.pool)
 	if err := a.openLocalAI(ctx); err != nil {
 		return nil, err
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"conveyor/data"
 	"conveyor/internal/lifecycle"
+	"conveyor/lanes"
 	"conveyor/ops/failures"
 	"conveyor/ui"
 )
@@ -22,6 +24,24 @@ type failuresPart struct {
 	capture    *failures.Capture
 	retrier    *failures.Retrier
 	reconciler *failures.Reconciler
+	// lanesBusy is the writer's Busy: set by watchLanes once the pool
+	// exists (failures.LanesBusy).
+	lanesBusy atomic.Pointer[func() bool]
+}
+
+// watchLanes lets the failure writer hold failures while pool's lanes are
+// busy (data.FailureWriterOptions.Busy).
+func (f *failuresPart) watchLanes(pool *lanes.Pool) {
+	busy := failures.LanesBusy(pool, 0)
+	f.lanesBusy.Store(&busy)
+}
+
+// busy is the writer's Busy.
+func (f *failuresPart) busy() bool {
+	if b := f.lanesBusy.Load(); b != nil {
+		return (*b)()
+	}
+	return false
 }
 
 // failureSettings are the failure pipeline's settings, read from the
@@ -82,7 +102,7 @@ func (a *app) openFailures(ctx context.Context) error {
 		return err
 	}
 	a.opened.Push(lifecycle.Hooks{Name: "issue tracker", OnStop: func(context.Context) error { f.tracker.Close(); return nil }})
-	wopts := data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log, MaxRate: st.FailureWriteRate}
+	wopts := data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log, MaxRate: st.FailureWriteRate, Busy: f.busy}
 	if failpointsOf(ctx).holdFailureWriter {
 		wopts.Linger, wopts.BatchSize = 24*time.Hour, data.DefaultFailureMaxPending
 	}

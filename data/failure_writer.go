@@ -17,6 +17,8 @@ const (
 	DefaultFailureLinger     = 5 * time.Millisecond
 	DefaultFailureInterval   = 200 * time.Millisecond
 	DefaultFailureMaxPending = 100_000
+	// DefaultFailureBusyInterval is FailureWriterOptions.BusyInterval.
+	DefaultFailureBusyInterval = 2 * time.Second
 )
 
 // FailureWriterOptions configures a FailureWriter. Zero (or negative)
@@ -36,6 +38,17 @@ type FailureWriterOptions struct {
 	// the CPU per row that batches of thousands do (BenchmarkFailureWriter).
 	// A failure that arrives after a quiet spell waits only Linger.
 	Interval time.Duration
+	// Busy, when set, says whether the work the writer shares the CPU with
+	// is busy (the app: the lanes are finishing jobs fast). While it is,
+	// the writer holds failures for up to BusyInterval
+	// (DefaultFailureBusyInterval) instead of Interval, or until BusyHold
+	// (MaxPending/2) of them wait, and then writes them all: a burst of
+	// failures shorter than BusyInterval is written after it, not during
+	// it. Failures show in the list later meanwhile; /readyz counts them
+	// as pending. It is called from the writer's goroutine only.
+	Busy         func() bool
+	BusyInterval time.Duration
+	BusyHold     int
 	// MaxPending bounds the in-memory queue (DefaultFailureMaxPending rows).
 	// Add drops — and counts — failures beyond it rather than block or grow.
 	MaxPending int
@@ -108,6 +121,12 @@ func NewFailureWriter(db *DB, opts FailureWriterOptions) *FailureWriter {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultFailureMaxPending
+	}
+	if opts.BusyInterval <= 0 {
+		opts.BusyInterval = DefaultFailureBusyInterval
+	}
+	if opts.BusyHold <= 0 {
+		opts.BusyHold = max(1, opts.MaxPending/2)
 	}
 	opts.MaxRate = max(0, opts.MaxRate)
 	w := &FailureWriter{
@@ -256,11 +275,13 @@ func (w *FailureWriter) signal() {
 func (w *FailureWriter) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var lastStart time.Time // of the previous batch
+	var (
+		lastStart time.Time // of the previous batch
+		drain     uint64    // write without lingering until done reaches it
+	)
 	for {
 		w.mu.Lock()
-		n := len(w.pending)
-		closed := w.closed
+		n, closed, done := len(w.pending), w.closed, w.done
 		w.mu.Unlock()
 		if n == 0 {
 			if closed {
@@ -272,37 +293,12 @@ func (w *FailureWriter) run(ctx context.Context) {
 			}
 			continue
 		}
-		// Linger for a fuller batch unless a flush is wanted, the batch is
-		// full, or the writer is closing: Linger after the first failure,
-		// and at least until Interval after the previous batch began.
-		if n < w.opts.BatchSize && !closed {
-			select {
-			case <-w.now:
-			default:
-				timer.Reset(max(w.opts.Linger, w.opts.Interval-time.Since(lastStart)))
-				func() {
-					for {
-						select {
-						case <-timer.C:
-							return
-						case <-w.now:
-							timer.Stop()
-							return
-						case <-w.stop:
-							timer.Stop()
-							return
-						case <-w.wake:
-							w.mu.Lock()
-							full := len(w.pending) >= w.opts.BatchSize
-							w.mu.Unlock()
-							if full {
-								timer.Stop()
-								return
-							}
-						}
-					}
-				}()
-			}
+		if done >= drain && !closed {
+			w.linger(timer, lastStart, n)
+			// What waits now is written before the writer lingers again.
+			w.mu.Lock()
+			drain = w.added
+			w.mu.Unlock()
 		}
 		w.mu.Lock()
 		k := min(len(w.pending), w.opts.BatchSize)
@@ -321,6 +317,44 @@ func (w *FailureWriter) run(ctx context.Context) {
 				if d := time.Duration(k)*time.Second/time.Duration(w.opts.MaxRate) - time.Since(start); d > 0 {
 					w.pause(d, w.stop)
 				}
+			}
+		}
+	}
+}
+
+// linger waits for a fuller batch: Linger after the first of n waiting
+// failures, and until Interval after the previous batch began (BusyInterval
+// while Busy says so), unless a flush is wanted, the writer is closing, or
+// a batch's worth (BusyHold while busy) is waiting.
+func (w *FailureWriter) linger(timer *time.Timer, lastStart time.Time, n int) {
+	interval, enough := w.opts.Interval, w.opts.BatchSize
+	if w.opts.Busy != nil && w.opts.Busy() {
+		interval, enough = w.opts.BusyInterval, w.opts.BusyHold
+	}
+	if n >= enough {
+		return
+	}
+	select {
+	case <-w.now:
+		return
+	default:
+	}
+	timer.Reset(max(w.opts.Linger, interval-time.Since(lastStart)))
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return
+		case <-w.now:
+			return
+		case <-w.stop:
+			return
+		case <-w.wake:
+			w.mu.Lock()
+			full := len(w.pending) >= enough
+			w.mu.Unlock()
+			if full {
+				return
 			}
 		}
 	}
