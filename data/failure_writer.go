@@ -56,7 +56,8 @@ type FailureWriterOptions struct {
 	// each batch the writer pauses until the batch's share of a second has
 	// passed. It keeps a burst of failures from taking the CPU the jobs
 	// need (the failures wait in memory, up to MaxPending); Close cuts a
-	// pause short. Zero means as fast as the database takes them.
+	// pause short. With Busy set, the pace applies only while Busy says so.
+	// Zero means as fast as the database takes them.
 	MaxRate int
 	// OnFlush, when set, is called by the writer goroutine after each batch
 	// commits, with the failures of that batch (IDs set). The failure
@@ -313,7 +314,7 @@ func (w *FailureWriter) run(ctx context.Context) {
 			start := time.Now()
 			lastStart = start
 			w.write(ctx, batch)
-			if w.opts.MaxRate > 0 {
+			if w.opts.MaxRate > 0 && (w.opts.Busy == nil || w.opts.Busy()) {
 				if d := time.Duration(k)*time.Second/time.Duration(w.opts.MaxRate) - time.Since(start); d > 0 {
 					w.pause(d, w.stop)
 				}
