@@ -48,10 +48,14 @@
 //     at the newest Options.SearchWindow (20,000) failures that match the
 //     other conditions: bounded cost (tens of milliseconds), documented
 //     incompleteness; FailureIDs is exact for retry-all.
-//   - FailureWriter batches bursts into transactions of up to 2,000 rows
-//     without ever blocking the caller; past MaxPending (100,000) waiting
-//     rows it drops and counts. MaxRate paces it during a burst, so that
-//     recording failures does not take the CPU the jobs need.
+//   - FailureWriter batches bursts into transactions of up to 2,000 rows,
+//     at most one partial batch per Interval (200 ms), without ever
+//     blocking the caller; past MaxPending (100,000) waiting rows it drops,
+//     counts and signals (Lost). MaxRate paces it during a burst, so that
+//     recording failures does not take the CPU the jobs need. A row it lost
+//     is rebuilt by the failure pipeline's reconciliation
+//     (MissingFailures, InsertRecoveredFailures: marked recovered, never
+//     twice).
 //   - A failure's retry state moves by compare-and-set
 //     (UpdateFailureRetryIf), so two retries of one failure make one job;
 //     SettleFailures marks earlier failures superseded or succeeded when a

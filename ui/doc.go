@@ -30,7 +30,7 @@
 //	GET  /api/v1/failures              Tabulator's remote parameters (tabulator.go) → {"last_page","total","data"} (failures.go)
 //	GET  /api/v1/failures/{id}         → 200 the failure with its retry state
 //	POST /api/v1/failures/{id}/retry   → 200 the retry; 409 {"error","field","reason"} when refused
-//	POST /api/v1/failures/retry        everything matching a filter, in bounded batches
+//	POST /api/v1/failures/retry        everything matching a filter, in bounded batches (go on with after_id and until_id)
 //	GET  /api/v1/issues                → 200 {"last_page","total","data"} (issues.go)
 //	POST /api/v1/issues/{id}/resolve   → 200 the issue
 //	POST /api/v1/backup                bring the replica and the queue snapshot up to date now (backup.go)

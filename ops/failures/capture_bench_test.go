@@ -47,7 +47,7 @@ func BenchmarkFailureBurst(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var r burstResult
 			for range b.N {
-				r = failureBurst(b, c.name, c.writeRate)
+				r = failureBurst(b, c.name, c.writeRate, burstJobs)
 			}
 			b.ReportMetric(r.rate, "jobs/s")
 			b.ReportMetric(r.cpuPerJob, "cpu-µs/job")
@@ -71,6 +71,39 @@ func BenchmarkFailureBurst(b *testing.B) {
 	}
 }
 
+// BenchmarkFailureBurstSustained is BenchmarkFailureBurst's mixed burst
+// made ten times longer (500,000 jobs, several seconds): longer than the
+// writer holds failures while the lanes are busy (BusyInterval), so that
+// it shows the lanes' rate while the writer writes, at its paced rate,
+// during the burst.
+//
+//	go test -run '^$' -bench BenchmarkFailureBurstSustained -benchtime=1x ./ops/failures
+func BenchmarkFailureBurstSustained(b *testing.B) {
+	const n = 10 * burstJobs
+	var noopRate float64
+	for _, c := range []struct {
+		name      string
+		writeRate int
+	}{{"noop", 0}, {"mixed", 0}, {"mixed+capture", DefaultFailureWriteRate}} {
+		b.Run(c.name, func(b *testing.B) {
+			var r burstResult
+			for range b.N {
+				r = failureBurst(b, c.name, c.writeRate, n)
+			}
+			b.ReportMetric(r.rate, "jobs/s")
+			b.ReportMetric(r.cpuPerJob, "cpu-µs/job")
+			if c.name == "noop" {
+				noopRate = r.rate
+			} else if noopRate > 0 {
+				b.ReportMetric(r.rate/noopRate, "noop_ratio")
+			}
+			if r.recorded > 0 {
+				b.ReportMetric(r.recorded, "failures/s")
+			}
+		})
+	}
+}
+
 // burstResult is what one burst measured.
 type burstResult struct {
 	rate      float64 // jobs/s through the lanes
@@ -78,11 +111,11 @@ type burstResult struct {
 	cpuPerJob float64 // the process's CPU µs per job while the lanes ran
 }
 
-// failureBurst runs one burst.
-func failureBurst(b *testing.B, mode string, writeRate int) burstResult {
+// failureBurst runs one burst of n jobs.
+func failureBurst(b *testing.B, mode string, writeRate, n int) burstResult {
 	ctx := context.WithoutCancel(b.Context())
 	dir := b.TempDir()
-	store, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{DeadLimit: 2 * burstJobs})
+	store, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{DeadLimit: 2 * n, DoneLimit: 2 * n})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -122,9 +155,9 @@ func failureBurst(b *testing.B, mode string, writeRate int) burstResult {
 	failArgs, noopArgs := json.RawMessage(`{"kind":"transient","message":"upstream 503 for account 42"}`), json.RawMessage(`{"account_id":42}`)
 	failing := 0
 	batch := make([]queue.NewJob, 0, 1000)
-	for i := 0; i < burstJobs; i += cap(batch) {
+	for i := 0; i < n; i += cap(batch) {
 		batch = batch[:0]
-		for k := range min(cap(batch), burstJobs-i) {
+		for k := range min(cap(batch), n-i) {
 			class, args := lanes.FailJob, failArgs
 			if mode == "noop" || (strings.HasPrefix(mode, "mixed") && (i+k)%8 != 0) {
 				class, args = lanes.NoopJob, noopArgs
@@ -156,7 +189,7 @@ func failureBurst(b *testing.B, mode string, writeRate int) burstResult {
 	}
 	for {
 		c := store.Counts()
-		if c[queue.StateDone]+c[queue.StateDead] >= burstJobs {
+		if c[queue.StateDone]+c[queue.StateDead] >= int64(n) {
 			break
 		}
 		<-sub.C
@@ -169,7 +202,7 @@ func failureBurst(b *testing.B, mode string, writeRate int) burstResult {
 	if err := pool.Stop(ctx); err != nil {
 		b.Fatal(err)
 	}
-	r := burstResult{rate: burstJobs / lanesTook.Seconds(), cpuPerJob: float64(lanesCPU.Microseconds()) / burstJobs}
+	r := burstResult{rate: float64(n) / lanesTook.Seconds(), cpuPerJob: float64(lanesCPU.Microseconds()) / float64(n)}
 	if capturing {
 		st := writer.Stats()
 		if st.Written != uint64(failing) || st.Dropped != 0 {

@@ -32,6 +32,20 @@
 // app). Capture also settles the retry state of earlier failures when a
 // later attempt of the same job ends.
 //
+// # Reconciliation: every failed attempt has its row
+//
+// The queue keeps each failed attempt's error in the job's record, in the
+// transaction (fsynced) that fails the job; the row reaches SQLite later,
+// through the writer. The [Reconciler] closes the gap: at start, every 10
+// minutes and after the writer dropped or failed to write rows, it reads
+// every job in the queue and rebuilds, from the job and its stored errors,
+// the row of each failed attempt that has none (marked recovered): rows a
+// crash lost from the writer, rows a full writer dropped, and attempts the
+// capture never saw — crash strikes ("orphaned by a crash") and jobs of
+// unregistered classes. It waits for the writer before it rebuilds, and
+// data.InsertRecoveredFailures checks and inserts in one transaction, so
+// no attempt gets two rows.
+//
 // # Issues
 //
 // The [Tracker] keeps one issue per fingerprint: job failures arrive in
@@ -45,7 +59,9 @@
 // # Retries
 //
 // The [Retrier] retries a failure by hand ([Retrier.Retry],
-// [Retrier.RetryMatching]) or automatically in bounded batches
+// [Retrier.RetryMatching], whose walk is bounded by the highest failure id
+// when it began, so that it never retries the failures of its own
+// retries, and retries each job once) or automatically in bounded batches
 // ([Retrier.AutoRetry], the RetryFailedBackgroundJobsJob class), refusing
 // with a typed [RefusedError] whatever cannot be retried (authentication
 // failures, finished pipelines, classes no longer registered, …).

@@ -106,13 +106,16 @@
       "Retry " + C.num(total));
     if (!ok) return;
     const prog = $("retry-progress");
-    let after = 0, queued = 0, refused = 0, examined = 0;
+    // until_id bounds the walk to the failures there were when it began, so
+    // that it never retries the failures of its own retries.
+    let after = 0, until = 0, queued = 0, refused = 0, examined = 0;
     const btn = $("retry-all"); btn.disabled = true;
     try {
       for (;;) {
         const body = new URLSearchParams(p); body.set("after_id", String(after));
+        if (until) body.set("until_id", String(until));
         const r = await C.api("POST", "/api/v1/failures/retry", undefined, body.toString());
-        queued += r.queued; refused += r.refused; examined += r.examined; after = r.next_after_id;
+        queued += r.queued; refused += r.refused; examined += r.examined; after = r.next_after_id; until = r.until_id;
         prog.textContent = "retried " + C.num(queued) + ", refused " + C.num(refused) + " of " + C.num(total);
         if (!r.more) break;
       }
