@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"conveyor/internal/procstat"
 	"conveyor/internal/testlog"
 )
 
@@ -43,15 +43,6 @@ func newWriter(t *testing.T, db *DB, opts FailureWriterOptions) *FailureWriter {
 		}
 	})
 	return w
-}
-
-// cpuTime is the process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestFailureWriterBurst(t *testing.T) {
@@ -244,7 +235,7 @@ func BenchmarkFailureWriter(b *testing.B) {
 				fs[i] = benchFailure(r, 0)
 				fs[i].ID, fs[i].OccurredAt = 0, time.Now()
 			}
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), procstat.CPUTime()
 			for _, f := range fs {
 				w.Add(f)
 			}
@@ -252,7 +243,7 @@ func BenchmarkFailureWriter(b *testing.B) {
 				b.Fatal(err)
 			}
 			elapsed += time.Since(start)
-			cpu += cpuTime() - cpu0
+			cpu += procstat.CPUTime() - cpu0
 			rows += n
 		}
 		b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")
@@ -281,7 +272,7 @@ func sustained(b *testing.B, interval time.Duration) {
 	var maxPending, rows int
 	var cpu time.Duration
 	for b.Loop() {
-		cpu0 := cpuTime()
+		cpu0 := procstat.CPUTime()
 		start := time.Now()
 		tick := time.NewTicker(time.Millisecond)
 		sent := 0
@@ -299,7 +290,7 @@ func sustained(b *testing.B, interval time.Duration) {
 		if err := w.Flush(b.Context()); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += procstat.CPUTime() - cpu0
 		rows += sent
 	}
 	st := w.Stats()

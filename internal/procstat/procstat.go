@@ -1,5 +1,6 @@
 // Package procstat reads figures about this process that the runtime does
-// not give, for benchmarks: its peak resident set size.
+// not give, for benchmarks: its peak resident set size and the CPU time
+// it has used.
 //
 // It lives under internal/ because only Conveyor's own benchmarks use it.
 package procstat

@@ -14,3 +14,14 @@ func TestPeakRSS(t *testing.T) {
 		t.Fatalf("PeakRSS() = %d bytes", n)
 	}
 }
+
+func TestCPUTime(t *testing.T) {
+	before := CPUTime()
+	x := 0
+	for i := range 50_000_000 { // some work for the clock to see
+		x += i % 7
+	}
+	if after := CPUTime(); after <= before || x < 0 {
+		t.Fatalf("CPUTime went from %v to %v across a busy loop", before, after)
+	}
+}

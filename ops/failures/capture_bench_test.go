@@ -6,11 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"conveyor/data"
+	"conveyor/internal/procstat"
 	"conveyor/lanes"
 	"conveyor/queue"
 )
@@ -38,37 +38,9 @@ const burstJobs = 50_000
 //
 //	go test -run '^$' -bench BenchmarkFailureBurst -benchtime=1x ./ops/failures
 func BenchmarkFailureBurst(b *testing.B) {
-	var noopRate, failRate float64
-	for _, c := range []struct {
-		name      string
-		writeRate int
-	}{{"noop", 0}, {"fail", 0}, {"fail+capture", DefaultFailureWriteRate}, {"fail+capture-unpaced", 0},
-		{"mixed", 0}, {"mixed+capture", DefaultFailureWriteRate}, {"mixed+capture-steady", DefaultFailureWriteRate}} {
-		b.Run(c.name, func(b *testing.B) {
-			var r burstResult
-			for range b.N {
-				r = failureBurst(b, c.name, c.writeRate, burstJobs)
-			}
-			b.ReportMetric(r.rate, "jobs/s")
-			b.ReportMetric(r.cpuPerJob, "cpu-µs/job")
-			switch c.name {
-			case "noop":
-				noopRate = r.rate
-			case "fail":
-				failRate = r.rate
-			case "mixed":
-				if noopRate > 0 {
-					b.ReportMetric(r.rate/noopRate, "noop_ratio")
-				}
-			default:
-				b.ReportMetric(r.recorded, "failures/s")
-				if noopRate > 0 && failRate > 0 {
-					b.ReportMetric(r.rate/noopRate, "noop_ratio")
-					b.ReportMetric(r.rate/failRate, "fail_ratio")
-				}
-			}
-		})
-	}
+	runBursts(b, burstJobs, []burstCase{{"noop", 0}, {"fail", 0}, {"fail+capture", DefaultFailureWriteRate},
+		{"fail+capture-unpaced", 0}, {"mixed", 0}, {"mixed+capture", DefaultFailureWriteRate},
+		{"mixed+capture-steady", DefaultFailureWriteRate}})
 }
 
 // BenchmarkFailureBurstSustained is BenchmarkFailureBurst's mixed burst
@@ -79,12 +51,22 @@ func BenchmarkFailureBurst(b *testing.B) {
 //
 //	go test -run '^$' -bench BenchmarkFailureBurstSustained -benchtime=1x ./ops/failures
 func BenchmarkFailureBurstSustained(b *testing.B) {
-	const n = 10 * burstJobs
-	var noopRate float64
-	for _, c := range []struct {
-		name      string
-		writeRate int
-	}{{"noop", 0}, {"mixed", 0}, {"mixed+capture", DefaultFailureWriteRate}} {
+	runBursts(b, 10*burstJobs, []burstCase{{"noop", 0}, {"mixed", 0}, {"mixed+capture", DefaultFailureWriteRate}})
+}
+
+// burstCase is one burst of a benchmark: its mode (noop, fail or mixed,
+// +capture, -unpaced, -steady) and the writer's MaxRate.
+type burstCase struct {
+	name      string
+	writeRate int
+}
+
+// runBursts runs each case as a sub-benchmark of bursts of n jobs and
+// reports its rates; the ratios compare with the "noop" and "fail" cases
+// run before it.
+func runBursts(b *testing.B, n int, cases []burstCase) {
+	var noopRate, failRate float64
+	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			var r burstResult
 			for range b.N {
@@ -92,10 +74,19 @@ func BenchmarkFailureBurstSustained(b *testing.B) {
 			}
 			b.ReportMetric(r.rate, "jobs/s")
 			b.ReportMetric(r.cpuPerJob, "cpu-µs/job")
-			if c.name == "noop" {
+			switch c.name {
+			case "noop":
 				noopRate = r.rate
-			} else if noopRate > 0 {
+				return
+			case "fail":
+				failRate = r.rate
+				return
+			}
+			if noopRate > 0 {
 				b.ReportMetric(r.rate/noopRate, "noop_ratio")
+			}
+			if failRate > 0 && strings.HasPrefix(c.name, "fail") {
+				b.ReportMetric(r.rate/failRate, "fail_ratio")
 			}
 			if r.recorded > 0 {
 				b.ReportMetric(r.recorded, "failures/s")
@@ -114,17 +105,7 @@ type burstResult struct {
 // failureBurst runs one burst of n jobs.
 func failureBurst(b *testing.B, mode string, writeRate, n int) burstResult {
 	ctx := context.WithoutCancel(b.Context())
-	dir := b.TempDir()
-	store, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{DeadLimit: 2 * n, DoneLimit: 2 * n})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	db, err := data.Open(ctx, filepath.Join(dir, "conveyor.db"), data.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	store, db := benchStores(b, n, false)
 	reg := lanes.NewRegistry()
 	if err := lanes.RegisterBuiltins(reg); err != nil {
 		b.Fatal(err)
@@ -152,8 +133,58 @@ func failureBurst(b *testing.B, mode string, writeRate, n int) burstResult {
 	}
 	defer capture.Close(ctx)
 
+	failing := enqueueBurst(b, store, n, mode)
+	opts := lanes.Options{Retryable: RetryableError}
+	capturing := strings.Contains(mode, "+capture")
+	if capturing {
+		opts.Middleware = []lanes.Middleware{capture.Middleware()}
+	}
+	pool, err := lanes.New(store, reg, lanes.DefaultTopology(), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lanesBusy := LanesBusy(pool, 0)
+	busy.Store(&lanesBusy)
+	start, cpu0 := time.Now(), procstat.CPUTime()
+	runLanes(b, store, pool, n)
+	lanesTook, lanesCPU := time.Since(start), procstat.CPUTime()-cpu0
+	if err := writer.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	recordTook := time.Since(start)
+	r := burstResult{rate: float64(n) / lanesTook.Seconds(), cpuPerJob: float64(lanesCPU.Microseconds()) / float64(n)}
+	if capturing {
+		st := writer.Stats()
+		if st.Written != uint64(failing) || st.Dropped != 0 {
+			b.Fatalf("writer %+v: want all %d failures written", st, failing)
+		}
+		r.recorded = float64(failing) / recordTook.Seconds()
+	}
+	return r
+}
+
+// benchStores opens a queue that keeps 2n finished jobs (fsync on unless
+// noSync) and a database, in a temp dir, closed when b ends.
+func benchStores(b *testing.B, n int, noSync bool) (*queue.Store, *data.DB) {
+	dir := b.TempDir()
+	store, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{DeadLimit: 2 * n, DoneLimit: 2 * n, NoSync: noSync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	db, err := data.Open(context.WithoutCancel(b.Context()), filepath.Join(dir, "conveyor.db"), data.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return store, db
+}
+
+// enqueueBurst enqueues n jobs with max_attempts 1 on the default queue,
+// in batches of 1,000: all NoopJob (mode noop), all FailJob (fail…) or one
+// FailJob in eight (mixed…). It returns how many fail.
+func enqueueBurst(b *testing.B, store *queue.Store, n int, mode string) (failing int) {
 	failArgs, noopArgs := json.RawMessage(`{"kind":"transient","message":"upstream 503 for account 42"}`), json.RawMessage(`{"account_id":42}`)
-	failing := 0
 	batch := make([]queue.NewJob, 0, 1000)
 	for i := 0; i < n; i += cap(batch) {
 		batch = batch[:0]
@@ -166,58 +197,24 @@ func failureBurst(b *testing.B, mode string, writeRate, n int) burstResult {
 			}
 			batch = append(batch, queue.NewJob{Class: class, Queue: "default", Args: args, MaxAttempts: 1})
 		}
-		if _, err := store.EnqueueMany(ctx, batch); err != nil {
+		if _, err := store.EnqueueMany(context.WithoutCancel(b.Context()), batch); err != nil {
 			b.Fatal(err)
 		}
 	}
-	opts := lanes.Options{Retryable: RetryableError}
-	capturing := strings.Contains(mode, "+capture")
-	if capturing {
-		opts.Middleware = []lanes.Middleware{capture.Middleware()}
-	}
-	pool, err := lanes.New(store, reg, lanes.DefaultTopology(), opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	lanesBusy := LanesBusy(pool, 0)
-	busy.Store(&lanesBusy)
+	return failing
+}
+
+// runLanes starts pool, waits until n jobs are done or dead, and stops it.
+func runLanes(b *testing.B, store *queue.Store, pool *lanes.Pool, n int) {
 	sub := store.Subscribe()
 	defer sub.Close()
-	start, cpu0 := time.Now(), cpuTime()
 	if err := pool.Start(); err != nil {
 		b.Fatal(err)
 	}
-	for {
-		c := store.Counts()
-		if c[queue.StateDone]+c[queue.StateDead] >= int64(n) {
-			break
-		}
+	for c := store.Counts(); c[queue.StateDone]+c[queue.StateDead] < int64(n); c = store.Counts() {
 		<-sub.C
 	}
-	lanesTook, lanesCPU := time.Since(start), cpuTime()-cpu0
-	if err := writer.Flush(ctx); err != nil {
+	if err := pool.Stop(context.WithoutCancel(b.Context())); err != nil {
 		b.Fatal(err)
 	}
-	recordTook := time.Since(start)
-	if err := pool.Stop(ctx); err != nil {
-		b.Fatal(err)
-	}
-	r := burstResult{rate: float64(n) / lanesTook.Seconds(), cpuPerJob: float64(lanesCPU.Microseconds()) / float64(n)}
-	if capturing {
-		st := writer.Stats()
-		if st.Written != uint64(failing) || st.Dropped != 0 {
-			b.Fatalf("writer %+v: want all %d failures written", st, failing)
-		}
-		r.recorded = float64(failing) / recordTook.Seconds()
-	}
-	return r
-}
-
-// cpuTime is the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -362,18 +362,8 @@ func TestReconcileCrashStrike(t *testing.T) {
 // every Interval when nothing is missing.
 func BenchmarkReconcile(b *testing.B) {
 	ctx := context.WithoutCancel(b.Context())
-	dir := b.TempDir()
 	const jobs = 100_000
-	store, err := queue.Open(filepath.Join(dir, "queue.bolt"), queue.Options{NoSync: true, DeadLimit: jobs, DoneLimit: jobs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	db, err := data.Open(ctx, filepath.Join(dir, "conveyor.db"), data.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	store, db := benchStores(b, jobs, true)
 	w := data.NewFailureWriter(db, data.FailureWriterOptions{})
 	defer w.Close(ctx)
 	capture, err := NewCapture(CaptureOptions{Writer: w})
@@ -385,35 +375,12 @@ func BenchmarkReconcile(b *testing.B) {
 	if err := lanes.RegisterBuiltins(reg); err != nil {
 		b.Fatal(err)
 	}
-	var batch []queue.NewJob
-	for i := range jobs {
-		class, args := lanes.NoopJob, rawJSON(`{}`)
-		if i%8 == 0 {
-			class, args = lanes.FailJob, rawJSON(`{"message":"upstream 503"}`)
-		}
-		batch = append(batch, queue.NewJob{Class: class, Queue: "default", Args: args, MaxAttempts: 1})
-		if len(batch) == 1000 {
-			if _, err := store.EnqueueMany(ctx, batch); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-	}
+	enqueueBurst(b, store, jobs, "mixed")
 	pool, err := lanes.New(store, reg, lanes.DefaultTopology(), lanes.Options{Middleware: []lanes.Middleware{capture.Middleware()}, Retryable: RetryableError})
 	if err != nil {
 		b.Fatal(err)
 	}
-	sub := store.Subscribe()
-	defer sub.Close()
-	if err := pool.Start(); err != nil {
-		b.Fatal(err)
-	}
-	for c := store.Counts(); c[queue.StateDone]+c[queue.StateDead] < jobs; c = store.Counts() {
-		<-sub.C
-	}
-	if err := pool.Stop(ctx); err != nil {
-		b.Fatal(err)
-	}
+	runLanes(b, store, pool, jobs)
 	rc, err := NewReconciler(ReconcilerOptions{Store: store, DB: db, Writer: w})
 	if err != nil {
 		b.Fatal(err)
