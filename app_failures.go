@@ -12,6 +12,7 @@ import (
 	"conveyor/internal/lifecycle"
 	"conveyor/lanes"
 	"conveyor/ops/failures"
+	"conveyor/queue"
 	"conveyor/ui"
 )
 
@@ -102,7 +103,11 @@ func (a *app) openFailures(ctx context.Context) error {
 		return err
 	}
 	a.opened.Push(lifecycle.Hooks{Name: "issue tracker", OnStop: func(context.Context) error { f.tracker.Close(); return nil }})
-	wopts := data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log, MaxRate: st.FailureWriteRate, Busy: f.busy}
+	// While the lanes are busy the writer holds at most half as many rows
+	// as the queue keeps dead jobs: a row lost in a crash is rebuilt from
+	// its job, which the queue must still hold.
+	wopts := data.FailureWriterOptions{OnFlush: f.tracker.RecordFailures, Logger: log, MaxRate: st.FailureWriteRate,
+		Busy: f.busy, BusyHold: max(1, cmp.Or(a.st.Queue.DeadLimit, queue.DefaultDeadLimit)/2)}
 	if failpointsOf(ctx).holdFailureWriter {
 		wopts.Linger, wopts.BatchSize = 24*time.Hour, data.DefaultFailureMaxPending
 	}

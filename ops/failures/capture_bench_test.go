@@ -117,7 +117,8 @@ func failureBurst(b *testing.B, mode string, writeRate, n int) burstResult {
 	defer tracker.Close()
 	var busy atomic.Pointer[func() bool] // set once the pool exists
 	wopts := data.FailureWriterOptions{OnFlush: tracker.RecordFailures, MaxRate: writeRate}
-	if mode == "mixed+capture" {
+	if mode == "mixed+capture" { // as the app: hold while busy, up to half the queue's dead-job limit
+		wopts.BusyHold = queue.DefaultDeadLimit / 2
 		wopts.Busy = func() bool {
 			if f := busy.Load(); f != nil {
 				return (*f)()
