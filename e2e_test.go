@@ -94,7 +94,9 @@ func launchServer(t *testing.T, dataDir string, env []string, args ...string) (*
 	cmd.Env = env
 	pr, pw := io.Pipe()
 	s := &server{t: t, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	cmd.Stderr = io.MultiWriter(pw, s.stderr)
+	// The buffer first: when the scanner below sees a line, the buffer
+	// already holds it (and everything the same write carried before it).
+	cmd.Stderr = io.MultiWriter(s.stderr, pw)
 	cmd.Stdout = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
