@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"conveyor/internal/durable"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -371,11 +372,7 @@ func loadToken(dataDir, fromEnv string, out io.Writer) (string, error) {
 		return "", err
 	}
 	tok := hex.EncodeToString(raw)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := durable.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
 	fmt.Fprintf(out, "Generated the API token (kept in %s, mode 0600; shown only now):\n\n    %s\n\n"+

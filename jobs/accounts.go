@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"conveyor/internal/durable"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -237,33 +238,12 @@ func mediaExt(u string) string {
 	return ext
 }
 
-// writeFile writes b to p through a temporary file, an fsync and a
-// rename, then fsyncs the directory (data.SyncDir), so that the media row
+// writeFile writes b to p durably (internal/durable), so that the media row
 // recorded after it never names a file a crash could lose or leave half
 // written.
 func writeFile(p string, b []byte) error {
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return data.SyncDir(dir)
+	return durable.WriteFile(p, b, 0o600)
 }

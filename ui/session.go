@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"conveyor/internal/durable"
 )
 
 // Browser sessions are stateless: the cookie carries its expiry and a random
@@ -216,11 +218,7 @@ func (s *sessions) saveRevokedLocked() error {
 	for id, exp := range s.revoked {
 		fmt.Fprintf(&buf, "%s %d\n", id, exp.Unix())
 	}
-	tmp := s.revFile + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.revFile)
+	return durable.WriteFile(s.revFile, buf.Bytes(), 0o600)
 }
 
 // loginLimiter limits failed logins per client address: after burst
@@ -331,11 +329,8 @@ func SessionKeyFile(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("session key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	// Durably: a power cut must not leave an empty key that stops the start.
+	if err := durable.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("session key: %w", err)
 	}
 	return key, nil
