@@ -28,22 +28,86 @@ func TestCrashKillLoop(t *testing.T) {
 	if os.Getenv("CONVEYOR_CHAOS") != "" {
 		kills = 50
 	}
-	seed := rand.Uint64()
-	rnd := rand.New(rand.NewPCG(seed, 1))
-	t.Logf("seed %d", seed)
-
 	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	execLog := filepath.Join(dir, "exec.log")
-	srvArgs := []string{"--exec-log", execLog, "--schedule", emptySchedule(t)}
-	srv := startServer(t, data, srvArgs...)
+	rig := newCrashRig(t, filepath.Join(dir, "data"), filepath.Join(dir, "exec.log"), nil)
+	stopLoad := rig.load(0)
+	for k := range kills {
+		rig.work()
+		rig.crash()
+		t.Logf("kill %d done", k+1)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stopLoad()
 
-	var mu sync.Mutex
-	var acked []uint64
-	var cur = srv // the live server; swapped under mu
+	rig.cur.waitDrained(t)
+	if dead, err := rig.cur.deadCount(context.Background()); err != nil || dead != 0 {
+		t.Errorf("%d jobs went to dead (%v)", dead, err)
+	}
+	if err, _ := rig.cur.terminate(); err != nil {
+		t.Fatalf("server exit on SIGTERM: %v\n%s", err, rig.cur.stderr.String())
+	}
+	if len(rig.acked) < 50 {
+		t.Fatalf("only %d jobs acknowledged: the load did not run", len(rig.acked))
+	}
+	r := checkHistory(readLines(t, rig.execLog), rig.ackedIDs())
+	t.Logf("%d jobs acknowledged, %d kills: %d re-runs, %d jobs in flight at the kills", len(rig.acked), kills, r.duplicates, r.inflightTotal)
+	if !r.ok() {
+		t.Fatalf("history check failed (seed %d): %v", rig.seed, r)
+	}
+}
 
-	ctx, stopLoad := context.WithCancel(deadline(t))
-	defer stopLoad()
+// crashRig runs the real server under a load of HTTP enqueues and kills it
+// at random moments, for the crash tests: SleepJobs record every start and
+// end in an exec log fsynced outside the data directory, and an observer
+// records when the API shows a job done (see checkHistory).
+type crashRig struct {
+	t             *testing.T
+	data, execLog string
+	args, env     []string
+	seed          uint64
+	rnd           *rand.Rand
+	mu            sync.Mutex // guards cur and acked
+	cur           *server    // the live server
+	acked         []ackedJob
+}
+
+// ackedJob is an enqueue that was answered 201: the job's id, and the token
+// in its context that names it (ids can be handed out again after a power
+// cut lost the jobs that had them).
+type ackedJob struct {
+	id    uint64
+	token string
+	class string
+}
+
+// newCrashRig starts the server on data; env, when not nil, is its whole
+// environment.
+func newCrashRig(t *testing.T, data, execLog string, env []string, args ...string) *crashRig {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := &crashRig{t: t, data: data, execLog: execLog, env: env, seed: seed, rnd: rand.New(rand.NewPCG(seed, 1)),
+		args: append([]string{"--exec-log", execLog, "--schedule", emptySchedule(t)}, args...)}
+	r.cur = r.start()
+	return r
+}
+
+func (r *crashRig) start() *server {
+	r.t.Helper()
+	if r.env == nil {
+		return startServer(r.t, r.data, r.args...)
+	}
+	s, err := launchServer(r.t, r.data, r.env, r.args...)
+	if err != nil {
+		r.t.Fatalf("%v\n%s", err, s.stderr.String())
+	}
+	return s
+}
+
+// load starts 4 producers and the observer, and returns the function that
+// stops them and waits. One enqueue in failEvery (0: none) is a FailJob that
+// goes to dead at once (a failure row for the database).
+func (r *crashRig) load(failEvery int) (stop func()) {
+	ctx, cancel := context.WithCancel(deadline(r.t))
 	var wg sync.WaitGroup
 	// Producers: a modest rate, below what the lanes get through, so that a job
 	// re-run after a crash runs at once (a job running at three kills in a row
@@ -52,24 +116,29 @@ func TestCrashKillLoop(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(seed, uint64(p)+10))
-			for ctx.Err() == nil {
-				mu.Lock()
-				s := cur
-				mu.Unlock()
+			rnd := rand.New(rand.NewPCG(r.seed, uint64(p)+10))
+			for n := 0; ctx.Err() == nil; n++ {
+				r.mu.Lock()
+				s := r.cur
+				r.mu.Unlock()
 				var out struct {
 					ID uint64 `json:"id"`
 				}
-				body := map[string]any{"class": "SleepJob", "args": map[string]int{"ms": 1 + r.IntN(20)}}
+				token := fmt.Sprintf("p%d-%d", p, n)
+				body := map[string]any{"class": "SleepJob", "args": map[string]int{"ms": 1 + rnd.IntN(20)}, "context": map[string]string{"tag": token}}
+				if failEvery > 0 && rnd.IntN(failEvery) == 0 {
+					body = map[string]any{"class": "FailJob", "queue": "maintenance", "max_attempts": 1,
+						"args": map[string]string{"kind": "runtime", "message": "fails on purpose " + token}, "context": map[string]string{"tag": token}}
+				}
 				code, err := s.api(ctx, http.MethodPost, "/api/v1/jobs", body, &out)
 				if err == nil && code == http.StatusCreated {
-					mu.Lock()
-					acked = append(acked, out.ID)
-					mu.Unlock()
+					r.mu.Lock()
+					r.acked = append(r.acked, ackedJob{id: out.ID, token: token, class: body["class"].(string)})
+					r.mu.Unlock()
 				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(time.Duration(5+r.IntN(15)) * time.Millisecond):
+				case <-time.After(time.Duration(5+rnd.IntN(15)) * time.Millisecond):
 				}
 			}
 		}()
@@ -80,52 +149,53 @@ func TestCrashKillLoop(t *testing.T) {
 		defer wg.Done()
 		seen := map[uint64]bool{}
 		for ctx.Err() == nil {
-			mu.Lock()
-			s := cur
-			mu.Unlock()
-			observeDone(ctx, s, execLog, seen)
+			r.mu.Lock()
+			s := r.cur
+			r.mu.Unlock()
+			observeDone(ctx, s, r.execLog, seen)
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}()
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
 
-	for k := range kills {
-		// Let it work for a while: the moment of the kill is random.
-		time.Sleep(time.Duration(150+rnd.IntN(500)) * time.Millisecond)
-		mu.Lock()
-		cur.kill()
-		if err := appendLine(execLog, "kill"); err != nil {
-			mu.Unlock()
-			t.Fatal(err)
+// work lets the server work for a random while: the moment of the next
+// kill is random.
+func (r *crashRig) work() {
+	time.Sleep(time.Duration(150+r.rnd.IntN(500)) * time.Millisecond)
+}
+
+// crash SIGKILLs the server, notes the kill in the history, checks the queue
+// file as the crash left it, and starts the next server.
+func (r *crashRig) crash() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur.kill()
+	if err := appendLine(r.execLog, "kill"); err != nil {
+		r.t.Fatal(err)
+	}
+	checkStoreFile(r.t, r.data) // as the kill left it, before the next start rescues anything
+	r.cur = r.start()
+}
+
+// ackedIDs returns the ids of the acknowledged SleepJobs (the history's jobs).
+func (r *crashRig) ackedIDs() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []uint64
+	for _, a := range r.acked {
+		if a.class == "SleepJob" {
+			ids = append(ids, a.id)
 		}
-		checkStoreFile(t, data) // as the kill left it, before the next start rescues anything
-		cur = startServer(t, data, srvArgs...)
-		mu.Unlock()
-		t.Logf("kill %d done", k+1)
 	}
-	time.Sleep(300 * time.Millisecond)
-	stopLoad()
-	wg.Wait()
-
-	cur.waitDrained(t)
-	if dead, err := cur.deadCount(context.Background()); err != nil || dead != 0 {
-		t.Errorf("%d jobs went to dead (%v)", dead, err)
-	}
-	if err, _ := cur.terminate(); err != nil {
-		t.Fatalf("server exit on SIGTERM: %v\n%s", err, cur.stderr.String())
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(acked) < 50 {
-		t.Fatalf("only %d jobs acknowledged: the load did not run", len(acked))
-	}
-	r := checkHistory(readLines(t, execLog), acked)
-	t.Logf("%d jobs acknowledged, %d kills: %d re-runs, %d jobs in flight at the kills", len(acked), kills, r.duplicates, r.inflightTotal)
-	if !r.ok() {
-		t.Fatalf("history check failed (seed %d): %v", seed, r)
-	}
+	return ids
 }
 
 // emptySchedule writes a schedule with no entries, for tests that wait for the

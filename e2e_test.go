@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"conveyor/internal/lossyfs"
 )
 
 // The end-to-end tests run the real conveyor as a subprocess: the test binary
@@ -24,6 +26,7 @@ import (
 const beMainEnv = "CONVEYOR_TEST_BE_MAIN"
 
 func TestMain(m *testing.M) {
+	lossyfs.ServeIfAsked() // the power-loss tests' filesystem server (internal/lossyfs)
 	if os.Getenv(beMainEnv) == "1" {
 		extraClasses = registerPoisonPills
 		if err := limitMemory(); err != nil {

@@ -194,9 +194,13 @@ func crashUntilDead(ctx context.Context, t *testing.T, srv *server, data string,
 // server, read-only: the next server finds the file as the crash left it.
 func checkStoreFile(t *testing.T, dataDir string) {
 	t.Helper()
-	if err := queue.CheckFile(filepath.Join(dataDir, queueFile)); err != nil {
+	if err := checkStoreFileErr(dataDir); err != nil {
 		t.Fatalf("store check after a crash: %v", err)
 	}
+}
+
+func checkStoreFileErr(dataDir string) error {
+	return queue.CheckFile(filepath.Join(dataDir, queueFile))
 }
 
 // TestPoisonPills runs each poison pill in a real server: a handler that

@@ -41,3 +41,7 @@ func (s *Store) failpoint(name string) {
 		(*f)(s, name)
 	}
 }
+
+// failpointNoSync reports whether the environment turns the store's fsyncs
+// off (EnvFailpointNoSync).
+func failpointNoSync() bool { return os.Getenv(EnvFailpointNoSync) == "1" }

@@ -20,6 +20,11 @@ const (
 	FailpointBeforeAckCommit = "before-ack-commit"
 	// FailpointBeforePromote: due jobs are about to be promoted.
 	FailpointBeforePromote = "before-promote"
+	// EnvFailpointNoSync, set to 1 in a test build's environment, opens every
+	// store with NoSync: commits are acknowledged without their fsync. The
+	// power-loss test sets it to show that it catches a store that skips
+	// its syncs.
+	EnvFailpointNoSync = "CONVEYOR_FAILPOINT_NOSYNC"
 	// FailpointExitCode is the exit status of a process killed at a failpoint.
 	FailpointExitCode = 77
 )

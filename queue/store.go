@@ -221,6 +221,10 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
+	if failpointNoSync() {
+		opts.NoSync = true
+		opts.Logger.Warn("the queue file is opened without fsync (a test build told so)", "env", EnvFailpointNoSync)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"conveyor/internal/lossyfs"
+)
+
+// mountLossy mounts a lossy filesystem (internal/lossyfs: writes are held
+// until synced, and a power cut loses the rest) for the test, served by a
+// process of its own, and unmounts it after everything else the test set
+// up. Where the machine cannot mount it the test skips, saying exactly what
+// is missing: it never passes without having run.
+func mountLossy(t *testing.T) *lossyfs.FS {
+	t.Helper()
+	fsys, err := lossyfs.Mount(t.TempDir())
+	if errors.Is(err, lossyfs.ErrUnavailable) {
+		t.Skipf("the power-loss test did not run: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := fsys.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return fsys
+}
+
+// TestPowerLoss is the kill loop on a data directory that loses its unsynced
+// writes: the server runs on the lossy filesystem under a load of HTTP
+// enqueues (SleepJobs, and FailJobs whose failure rows go to the database);
+// at random moments it is SIGKILLed and the power is cut (each block written
+// since its file's last sync survives or not, at random); then the queue
+// file checks, the database passes PRAGMA integrity_check, the server
+// starts, and every acknowledged enqueue is there as it was sent. At the end
+// the history holds: every acknowledged job completed, none ran again after
+// it was seen done. 3 cuts in `make test`, 30 in `make chaos`.
+func TestPowerLoss(t *testing.T) {
+	t.Parallel()
+	cuts := 3
+	if os.Getenv("CONVEYOR_CHAOS") != "" {
+		cuts = 30
+	}
+	fsys := mountLossy(t)
+	rig, problem := powerLoss(t, fsys, nil, cuts)
+	if problem != "" {
+		t.Fatalf("after a power cut (seed %d): %s", rig.seed, problem)
+	}
+	rig.cur.waitDrained(t)
+	if problem := verifyAcked(deadline(t), rig, 0); problem != "" {
+		t.Fatal(problem)
+	}
+	if err, _ := rig.cur.terminate(); err != nil {
+		t.Fatalf("server exit on SIGTERM: %v\n%s", err, rig.cur.stderr.String())
+	}
+	r := checkHistory(readLines(t, rig.execLog), rig.ackedIDs())
+	t.Logf("%d enqueues acknowledged, %d power cuts: %d re-runs, %d jobs in flight at the cuts", len(rig.acked), cuts, r.duplicates, r.inflightTotal)
+	if !r.ok() {
+		t.Fatalf("history check failed (seed %d): %v", rig.seed, r)
+	}
+}
+
+// powerLoss runs the server on fsys under load (env: its environment, nil
+// for the default) and cuts the power cuts times, checking after each, and
+// returns the rig with the load stopped, the server running, and the first
+// loss or damage found ("" when none).
+func powerLoss(t *testing.T, fsys *lossyfs.FS, env []string, cuts int) (*crashRig, string) {
+	dir := t.TempDir()
+	data := filepath.Join(fsys.Dir, "data")
+	// No replica: the data directory alone is under test.
+	rig := newCrashRig(t, data, filepath.Join(dir, "exec.log"), env, "--replica", "off")
+	stopLoad := rig.load(10)
+	defer stopLoad()
+	ctx := deadline(t)
+	checked := 0
+	for c := range cuts {
+		rig.work()
+		if problem := rig.powerCut(fsys); problem != "" {
+			return rig, problem
+		}
+		if problem := verifyAcked(ctx, rig, checked); problem != "" {
+			return rig, problem
+		}
+		rig.mu.Lock()
+		checked = len(rig.acked)
+		rig.mu.Unlock()
+		t.Logf("power cut %d done", c+1)
+	}
+	time.Sleep(300 * time.Millisecond)
+	return rig, ""
+}
+
+// powerCut SIGKILLs the server, cuts the power (a random share of the
+// unsynced blocks survives), checks the queue file and the database as the
+// cut left them, and starts the next server. It returns what it found
+// wrong, or "".
+func (r *crashRig) powerCut(fsys *lossyfs.FS) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur.kill()
+	if err := appendLine(r.execLog, "kill"); err != nil {
+		r.t.Fatal(err)
+	}
+	keep := r.rnd.Float64()
+	got, err := fsys.Cut(keep, r.rnd.Uint64())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Logf("cut (keeping %.0f%% of the unsynced blocks): %s", keep*100, got)
+	if err := checkStoreFileErr(r.data); err != nil {
+		return fmt.Sprintf("the queue file does not check: %v", err)
+	}
+	if res, err := integrityCheck(filepath.Join(r.data, dbFile)); err != nil || res != "ok" {
+		return fmt.Sprintf("the database does not check: %q %v", res, err)
+	}
+	env := r.env
+	if env == nil {
+		env = append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
+	}
+	s, err := launchServer(r.t, r.data, env, r.args...)
+	if err != nil {
+		return fmt.Sprintf("the server does not start: %v\n%s", err, s.stderr.String())
+	}
+	r.cur = s
+	return ""
+}
+
+// verifyAcked checks that every acknowledged enqueue from the from'th on,
+// and a sample of 100 earlier ones, is there as it was sent (its tag);
+// it returns the first that is not, or "".
+func verifyAcked(ctx context.Context, r *crashRig, from int) string {
+	r.mu.Lock()
+	all := append([]ackedJob(nil), r.acked...)
+	s := r.cur
+	r.mu.Unlock()
+	check := all[min(from, len(all)):]
+	for _, i := range r.rnd.Perm(min(from, len(all)))[:min(from, 100)] {
+		check = append(check, all[i])
+	}
+	for _, a := range check {
+		var j struct {
+			State   string            `json:"state"`
+			Context map[string]string `json:"context"`
+		}
+		code, err := s.api(ctx, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d", a.id), nil, &j)
+		if err != nil {
+			return fmt.Sprintf("get job %d: %v", a.id, err)
+		}
+		if code != http.StatusOK || j.Context["tag"] != a.token {
+			return fmt.Sprintf("acknowledged job %d (%s %s) is lost: %d, found %+v", a.id, a.class, a.token, code, j)
+		}
+	}
+	return ""
+}
+
+// integrityCheck runs PRAGMA integrity_check on a database no server has
+// open (recovering its WAL first, as the next server would).
+func integrityCheck(path string) (string, error) {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var res []string
+	rows, err := db.Query("PRAGMA integrity_check")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return "", err
+		}
+		res = append(res, s)
+	}
+	return strings.Join(res, "; "), rows.Err()
+}
