@@ -46,9 +46,10 @@ soak: build
 	@if command -v gnuplot >/dev/null; then gnuplot docs/soak.gp && echo "drew docs/soak.png"; \
 	else echo "gnuplot is not installed (apt-get install gnuplot-nox): docs/soak.png was not drawn"; fi
 
-# chaos: the long crash loop (50 SIGKILLs) and the long random-model run.
+# chaos: the long crash loop (50 SIGKILLs), the power-loss loop (30 cuts on a
+# filesystem that loses unsynced writes) and the long random-model run.
 chaos:
-	CONVEYOR_CHAOS=1 $(GO) test $(TESTTAGS) -count=1 -timeout 60m -run 'Crash|Model|Chaos|Kill' $(PKGS)
+	CONVEYOR_CHAOS=1 $(GO) test $(TESTTAGS) -count=1 -timeout 60m -run 'Crash|Model|Chaos|Kill|PowerLoss' $(PKGS)
 
 # fuzz: each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

@@ -53,7 +53,7 @@ func TestPowerLoss(t *testing.T) {
 		cuts = 30
 	}
 	fsys := mountLossy(t)
-	rig, problem := powerLoss(t, fsys, nil, cuts)
+	rig, problem := powerLoss(t, fsys, nil, cuts, -1)
 	if problem != "" {
 		t.Fatalf("after a power cut (seed %d): %s", rig.seed, problem)
 	}
@@ -72,10 +72,11 @@ func TestPowerLoss(t *testing.T) {
 }
 
 // powerLoss runs the server on fsys under load (env: its environment, nil
-// for the default) and cuts the power cuts times, checking after each, and
-// returns the rig with the load stopped, the server running, and the first
-// loss or damage found ("" when none).
-func powerLoss(t *testing.T, fsys *lossyfs.FS, env []string, cuts int) (*crashRig, string) {
+// for the default) and cuts the power cuts times, keeping that share of the
+// unsynced blocks (negative: a random share each time), checking after each;
+// it returns the rig with the load stopped, the server running, and the
+// first loss or damage found ("" when none).
+func powerLoss(t *testing.T, fsys *lossyfs.FS, env []string, cuts int, keep float64) (*crashRig, string) {
 	dir := t.TempDir()
 	data := filepath.Join(fsys.Dir, "data")
 	// No replica: the data directory alone is under test.
@@ -86,7 +87,7 @@ func powerLoss(t *testing.T, fsys *lossyfs.FS, env []string, cuts int) (*crashRi
 	checked := 0
 	for c := range cuts {
 		rig.work()
-		if problem := rig.powerCut(fsys); problem != "" {
+		if problem := rig.powerCut(fsys, keep); problem != "" {
 			return rig, problem
 		}
 		if problem := verifyAcked(ctx, rig, checked); problem != "" {
@@ -101,18 +102,20 @@ func powerLoss(t *testing.T, fsys *lossyfs.FS, env []string, cuts int) (*crashRi
 	return rig, ""
 }
 
-// powerCut SIGKILLs the server, cuts the power (a random share of the
-// unsynced blocks survives), checks the queue file and the database as the
+// powerCut SIGKILLs the server, cuts the power (keep: the share of the
+// unsynced blocks that survives; negative: a random share), checks the queue file and the database as the
 // cut left them, and starts the next server. It returns what it found
 // wrong, or "".
-func (r *crashRig) powerCut(fsys *lossyfs.FS) string {
+func (r *crashRig) powerCut(fsys *lossyfs.FS, keep float64) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cur.kill()
 	if err := appendLine(r.execLog, "kill"); err != nil {
 		r.t.Fatal(err)
 	}
-	keep := r.rnd.Float64()
+	if keep < 0 {
+		keep = r.rnd.Float64()
+	}
 	got, err := fsys.Cut(keep, r.rnd.Uint64())
 	if err != nil {
 		r.t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -34,7 +35,13 @@ func (s *Store) Check() error {
 // CheckFile runs the same checks on a store file that no process has open,
 // without changing it: the file is opened read-only and nothing is rescued (a
 // dead process's running jobs are still running in it).
-func CheckFile(path string) error {
+func CheckFile(path string) (err error) {
+	defer func() {
+		if r := recover(); r != nil { // a page too damaged for bbolt to walk
+			err = fmt.Errorf("queue: check %s: %v", path, r)
+		}
+	}()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultLockTimeout})
 	if err != nil {
 		if isTimeout(err) {
@@ -45,6 +52,9 @@ func CheckFile(path string) error {
 	defer db.Close()
 	s := &Store{db: db, path: path, queues: map[string]*queueState{}, qByID: map[uint16]*queueState{}}
 	return db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketQueues) == nil {
+			return s.check(tx) // it names the missing buckets
+		}
 		if err := s.loadQueues(tx); err != nil {
 			return fmt.Errorf("queue: check %s: %w", path, err)
 		}
