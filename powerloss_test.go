@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -189,4 +190,106 @@ func integrityCheck(path string) (string, error) {
 		res = append(res, s)
 	}
 	return strings.Join(res, "; "), rows.Err()
+}
+
+// TestSyncErrorRefusesWrites: when the queue file's sync fails (EIO from the
+// lossy filesystem, as from a dying disk) the enqueue in that commit gets a
+// 503 saying writes are refused until a restart; every write after it is
+// refused too, even once syncs work again (the kernel may have dropped the
+// pages it could not write while reporting the next sync fine), and /readyz
+// is red saying so. After a restart, and a power cut that loses everything
+// unsynced, every enqueue acknowledged before the failure is there, none
+// after it was acknowledged, and writes work again.
+func TestSyncErrorRefusesWrites(t *testing.T) {
+	t.Parallel()
+	fsys := mountLossy(t)
+	ctx := deadline(t)
+	data := filepath.Join(fsys.Dir, "data")
+	args := []string{"--schedule", emptySchedule(t), "--replica", "off"}
+	srv := startServer(t, data, args...)
+	if code, err := srv.api(ctx, http.MethodPost, "/api/v1/queues/"+heldQueue+"/pause", nil, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("pause: %d %v", code, err)
+	}
+	enqueue := func(tag string) (int, string, uint64) {
+		code, body, err := srv.call(ctx, http.MethodPost, "/api/v1/jobs", map[string]any{"class": "NoopJob", "queue": heldQueue, "context": map[string]string{"tag": tag}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			ID uint64 `json:"id"`
+		}
+		json.Unmarshal(body, &out)
+		return code, string(body), out.ID
+	}
+	acked := map[uint64]string{}
+	for i := range 20 {
+		tag := fmt.Sprintf("before-%d", i)
+		code, body, id := enqueue(tag)
+		if code != http.StatusCreated {
+			t.Fatalf("enqueue: %d %s", code, body)
+		}
+		acked[id] = tag
+	}
+
+	if err := fsys.FailSyncs(true); err != nil {
+		t.Fatal(err)
+	}
+	const refused = "writes are refused until the server restarts"
+	code, body, _ := enqueue("at-the-failure")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, refused) {
+		t.Fatalf("enqueue whose sync failed: %d %s", code, body)
+	}
+	if err := fsys.FailSyncs(false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // syncs work again; the store still refuses until restarted
+		if code, body, _ := enqueue(fmt.Sprintf("after-%d", i)); code != http.StatusServiceUnavailable || !strings.Contains(body, refused) {
+			t.Fatalf("enqueue after a failed sync: %d %s", code, body)
+		}
+	}
+	var ready string
+	if code, err := srv.raw(ctx, "/readyz", &ready); err != nil || code != http.StatusServiceUnavailable ||
+		!strings.Contains(ready, "could not be written") || !strings.Contains(ready, "restarts") || !strings.Contains(ready, "input/output error") {
+		t.Fatalf("/readyz after a failed sync: %d %v %s", code, err, ready)
+	}
+	if log := srv.stderr.String(); !strings.Contains(log, "refusing writes until restart") {
+		t.Fatalf("the server did not log the failed sync:\n%s", log)
+	}
+	stats, _ := fsys.Stats()
+	t.Logf("lossyfs: %s; /readyz: %s", stats, ready)
+
+	srv.kill()
+	if _, err := fsys.Cut(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	checkStoreFile(t, data)
+	srv = startServer(t, data, args...)
+	for id, tag := range acked {
+		var j struct {
+			Context map[string]string `json:"context"`
+		}
+		if code, err := srv.api(ctx, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d", id), nil, &j); err != nil || code != http.StatusOK || j.Context["tag"] != tag {
+			t.Fatalf("job %d (%s) acknowledged before the failed sync: %d %v %+v", id, tag, code, err, j)
+		}
+	}
+	var page struct {
+		Jobs []struct {
+			Context map[string]string `json:"context"`
+		} `json:"jobs"`
+	}
+	if code, err := srv.api(ctx, http.MethodGet, "/api/v1/jobs?state=ready&queue="+heldQueue+"&size=1000", nil, &page); err != nil || code != http.StatusOK {
+		t.Fatalf("list: %d %v", code, err)
+	}
+	if len(page.Jobs) != len(acked) {
+		t.Fatalf("%d jobs after the restart, %d acknowledged: %+v", len(page.Jobs), len(acked), page.Jobs)
+	}
+	if code, body, _ := enqueue("after-restart"); code != http.StatusCreated {
+		t.Fatalf("enqueue after the restart: %d %s", code, body)
+	}
+	if code, err := srv.raw(ctx, "/readyz", &ready); err != nil || code != http.StatusOK {
+		t.Fatalf("/readyz after the restart: %d %v %s", code, err, ready)
+	}
+	if err, _ := srv.terminate(); err != nil {
+		t.Fatalf("stop: %v\n%s", err, srv.stderr.String())
+	}
 }
