@@ -4,12 +4,17 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"conveyor/internal/lifecycle"
 )
+
+// maxHeldErrors is how many write errors the writer holds for the next
+// Flush; beyond them it counts.
+const maxHeldErrors = 16
 
 // Defaults for FailureWriterOptions.
 const (
@@ -93,7 +98,8 @@ type FailureWriter struct {
 	written  uint64
 	dropped  uint64
 	failed   uint64
-	errs     []error       // write errors not yet returned by Flush
+	errs     []error       // write errors not yet returned by Flush (the first maxHeldErrors)
+	moreErrs int           // write errors beyond those
 	progress chan struct{} // closed and replaced whenever done advances
 
 	lost chan struct{} // cap 1: failures were dropped or not written (Lost)
@@ -186,7 +192,10 @@ func (w *FailureWriter) Flush(ctx context.Context) error {
 		w.mu.Lock()
 		if w.done >= target {
 			errs := w.errs
-			w.errs = nil
+			if w.moreErrs > 0 {
+				errs = append(errs, fmt.Errorf("data: %d more failures not written", w.moreErrs))
+			}
+			w.errs, w.moreErrs = nil, 0
 			w.mu.Unlock()
 			return errors.Join(errs...)
 		}
@@ -218,6 +227,10 @@ func (w *FailureWriter) Close(ctx context.Context) error {
 		return nil
 	}
 	w.closed = true
+	// Writes that failed before were logged and counted when they failed
+	// (a disk full for a while, say): Close reports only what it fails
+	// to write itself.
+	w.errs, w.moreErrs = nil, 0
 	w.mu.Unlock()
 	close(w.stop)
 	flushErr := w.Flush(ctx)
@@ -386,7 +399,13 @@ func (w *FailureWriter) write(ctx context.Context, batch []*Failure) {
 	w.written += uint64(len(written))
 	w.failed += uint64(len(batch) - len(written))
 	w.done += uint64(len(batch))
-	w.errs = append(w.errs, errs...)
+	for _, err := range errs {
+		if len(w.errs) < maxHeldErrors {
+			w.errs = append(w.errs, err)
+		} else {
+			w.moreErrs++ // nobody may Flush for hours: hold a few, count the rest
+		}
+	}
 	w.signal()
 	w.mu.Unlock()
 	if len(written) < len(batch) {

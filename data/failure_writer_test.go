@@ -301,3 +301,39 @@ func sustained(b *testing.B, interval time.Duration) {
 		b.Errorf("dropped %d at 10,000/s", st.Dropped)
 	}
 }
+
+// TestFailureWriterHoldsFewErrorsAndCloseReportsOnlyItsOwn: write errors
+// wait for the next Flush, a bounded number of them (a disk full for hours
+// must not grow memory); Close does not report the ones that happened
+// before it (they were logged and counted then), only its own.
+func TestFailureWriterHoldsFewErrorsAndCloseReportsOnlyItsOwn(t *testing.T) {
+	t.Parallel()
+	db, clk := setup(t)
+	w := newWriter(t, db, FailureWriterOptions{Logger: testlog.New(t)})
+	const bad = 3 * maxHeldErrors
+	fs := genFailures(bad, 24, clk.Now())
+	for _, f := range fs {
+		f.Kind = "cosmic-ray"
+		w.Add(f)
+	}
+	// Wait, without Flush, until the writer has been through them all.
+	for {
+		w.mu.Lock()
+		done, ch := w.done, w.progress
+		held := len(w.errs)
+		w.mu.Unlock()
+		if done == bad {
+			if held != maxHeldErrors {
+				t.Fatalf("%d errors held, want %d", held, maxHeldErrors)
+			}
+			break
+		}
+		<-ch
+	}
+	if err := w.Close(t.Context()); err != nil {
+		t.Fatalf("Close = %v, want nil: the failed writes happened before it", err)
+	}
+	if st := w.Stats(); st.Failed != bad {
+		t.Fatalf("stats = %+v", st)
+	}
+}
