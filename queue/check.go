@@ -141,8 +141,33 @@ func (s *Store) check(tx *bolt.Tx) error {
 			st           State
 			byID, byTime []byte
 		}{{StateDone, bucketDone, bucketDoneAt}, {StateDead, bucketDead, bucketDeadAt}} {
-			byTime := tx.Bucket(fb.byTime)
-			indexed := 0
+			// Where the finish-time index puts each job.
+			type at struct {
+				at  int64
+				qid uint16
+			}
+			indexed := map[uint64]at{}
+			if err := tx.Bucket(fb.byTime).ForEach(func(k, v []byte) error {
+				if !validEntry(k, v) {
+					bad("%s finish-time index: bad entry %x", fb.st, k)
+					return nil
+				}
+				var prev uint64
+				for i := range len(v) / finPairLen {
+					p := pairAt(v, i)
+					if i > 0 && p.id <= prev {
+						bad("%s finish-time entry %x: ids out of order", fb.st, k)
+					}
+					prev = p.id
+					if _, dup := indexed[p.id]; dup {
+						bad("%s job %d is in two finish-time entries", fb.st, p.id)
+					}
+					indexed[p.id] = at{getI64(k[:8]), p.qid}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
 			if err := tx.Bucket(fb.byID).ForEach(func(k, v []byte) error {
 				id := getU64(k)
 				ok := len(v) == doneValLen
@@ -153,19 +178,18 @@ func (s *Store) check(tx *bolt.Tx) error {
 					bad("%s: bad entry for job %d", fb.st, id)
 					return nil
 				}
-				qid, at := finishedEntry(fb.st, v)
+				qid, finished := finishedEntry(fb.st, v)
 				add(id, where{st: fb.st, qid: qid})
-				if tv := byTime.Get(timeKey(fromNano(at), id)); tv == nil || getQid(tv) != qid {
-					bad("%s job %d has no entry in the finish-time index at %d", fb.st, id, at)
-				} else {
-					indexed++
+				if ix, ok := indexed[id]; !ok || ix.at != finished || ix.qid != qid {
+					bad("%s job %d (queue %d, finished %d) is not so in the finish-time index (%+v)", fb.st, id, qid, finished, ix)
 				}
+				delete(indexed, id)
 				return nil
 			}); err != nil {
 				return err
 			}
-			if n := byTime.Stats().KeyN; n != indexed {
-				bad("the %s finish-time index has %d entries for %d jobs", fb.st, n, indexed)
+			for id := range indexed {
+				bad("the %s finish-time index holds job %d, which is not %s", fb.st, id, fb.st)
 			}
 		}
 

@@ -128,8 +128,24 @@ func recount(tx *bolt.Tx) error {
 	for _, tb := range []struct {
 		name []byte
 		st   State
-	}{{bucketScheduled, StateScheduled}, {bucketRetry, StateRetry}, {bucketDoneAt, StateDone}, {bucketDeadAt, StateDead}} {
+	}{{bucketScheduled, StateScheduled}, {bucketRetry, StateRetry}} {
 		if err := tx.Bucket(tb.name).ForEach(func(_, v []byte) error { add(getQid(v), tb.st); return nil }); err != nil {
+			return err
+		}
+	}
+	for _, tb := range []struct {
+		name []byte
+		st   State
+	}{{bucketDoneAt, StateDone}, {bucketDeadAt, StateDead}} {
+		if err := tx.Bucket(tb.name).ForEach(func(k, v []byte) error {
+			if !validEntry(k, v) {
+				return fmt.Errorf("%w: a bad %s finish-time entry %x", ErrCorruptRecord, tb.st, k)
+			}
+			for i := range len(v) / finPairLen {
+				add(pairAt(v, i).qid, tb.st)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -107,41 +106,6 @@ func (s *Store) trimFinished(ctx context.Context, st State, limit int, retention
 			return total, err
 		}
 	}
-}
-
-// trimFinished deletes up to budget finished jobs of state st that are over the
-// limit or past their retention, oldest finish first, and reports whether more
-// are due.
-func (t *txn) trimFinished(st State, limit int, retention time.Duration, budget int) (n int, more bool, err error) {
-	_, byTime := t.finishedBuckets(st)
-	excess := t.countOf(st) - int64(limit)
-	cutoff := t.now.Add(-retention).UnixNano()
-	c := byTime.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.First() {
-		at, id := splitTimeKey(k)
-		if int64(n) >= excess && unixNano(at) >= cutoff {
-			return n, false, nil
-		}
-		if n == budget {
-			return n, true, nil
-		}
-		qid, ok, err := t.removeFinished(st, id)
-		if err != nil {
-			return n, false, err
-		}
-		if !ok {
-			return n, false, fmt.Errorf("%w: %s job %d is in the finish-time index only", ErrCorruptRecord, st, id)
-		}
-		if err := t.deleteJob(id); err != nil {
-			return n, false, err
-		}
-		if q := t.queueByID(qid); q != nil {
-			t.change.touch(q.name)
-		}
-		t.change.Removed++
-		n++
-	}
-	return n, false, nil
 }
 
 // trimUnique frees the keys of finished jobs whose UniqueFor window has passed,

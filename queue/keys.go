@@ -18,8 +18,8 @@ var (
 	bucketRetry     = []byte("retry")     // runAt(8) id(8) → queue id(2)
 	bucketDone      = []byte("done")      // id → doneVal
 	bucketDead      = []byte("dead")      // id → deadVal
-	bucketDoneAt    = []byte("doneat")    // finished(8) id(8) → queue id(2): done jobs by finish time
-	bucketDeadAt    = []byte("deadat")    // died(8) id(8) → queue id(2): dead jobs by death time
+	bucketDoneAt    = []byte("doneat")    // finished(8) seq(8) → (id(8) qid(2))*: done jobs by finish time, a commit's per key (finished.go)
+	bucketDeadAt    = []byte("deadat")    // died(8) seq(8) → (id(8) qid(2))*: dead jobs by death time, likewise
 	bucketUnique    = []byte("unique")    // key → id(8) until(8) finished(1)
 	bucketUniqueExp = []byte("uexp")      // until(8) key → nil: held keys of finished jobs, by expiry
 	bucketCounts    = []byte("counts")    // queue id(2) state(1) → count(8)
@@ -29,8 +29,9 @@ var (
 )
 
 // storeFormat is the layout of the buckets. Format 1 had no finish-time
-// indexes (doneat, deadat); Open migrates it (migrate.go).
-const storeFormat = 2
+// indexes (doneat, deadat); format 2 had one key per finished job in them,
+// format 3 one per commit. Open migrates older formats (migrate.go).
+const storeFormat = 3
 
 func u64(v uint64) []byte {
 	var b [8]byte

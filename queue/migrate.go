@@ -11,19 +11,12 @@ import (
 // part-way leaves the old format, migrated again at the next Open). The record
 // layout is versioned on its own (record.go).
 func migrate(tx *bolt.Tx, from byte) error {
-	if from < 2 {
-		// Format 2 adds the finish-time indexes of done and dead jobs.
-		for _, idx := range []struct {
-			st           State
-			byID, byTime []byte
-		}{{StateDone, bucketDone, bucketDoneAt}, {StateDead, bucketDead, bucketDeadAt}} {
-			byTime := tx.Bucket(idx.byTime)
-			if err := tx.Bucket(idx.byID).ForEach(func(k, v []byte) error {
-				qid, at := finishedEntry(idx.st, v)
-				return byTime.Put(timeKey(fromNano(at), getU64(k)), qidKey(qid))
-			}); err != nil {
-				return fmt.Errorf("migrate to format 2: %w", err)
-			}
+	if from < 3 {
+		// Format 2 added the finish-time indexes of done and dead jobs, one
+		// key per job; format 3 keeps one entry per commit (finished.go).
+		// Both are rebuilt from the done and dead jobs.
+		if err := rebuildFinishedIndexes(tx); err != nil {
+			return fmt.Errorf("migrate to format %d: %w", storeFormat, err)
 		}
 	}
 	return nil

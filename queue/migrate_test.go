@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,61 +90,80 @@ func loadDump(t *testing.T, dump, path string) {
 	}
 }
 
-// TestOpensAndMigratesFormat1 opens a store written by the first release and
-// finds every job where it was, with the indexes the later formats added.
-func TestOpensAndMigratesFormat1(t *testing.T) {
+// TestOpensAndMigratesOldFormats opens a store written by each released
+// format and finds every job where it was, with the indexes of today's
+// format: format 1 (the first release: no finish-time indexes) and format 2
+// (a finish-time key per job).
+func TestOpensAndMigratesOldFormats(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "queue.bolt")
-	loadDump(t, filepath.Join("testdata", "store-format1.txt"), path)
-	e := setupAt(t, path)
-	e.clock.Advance(time.Minute)
-	want := map[uint64]State{1: StateDone, 2: StateDead, 3: StateRetry, 4: StateReady, 5: StateScheduled, 6: StateReady,
-		7: StateReady} // 7 was running: a clean stop, nobody is struck
-	for id, st := range want {
-		j := e.wantState(id, st)
-		if want := `{"n":` + strconv.FormatUint(id, 10) + `}`; string(j.Args) != want || j.Class != "FixtureJob" {
-			t.Fatalf("job %d: %+v", id, j)
-		}
-		if j.Orphans != 0 {
-			t.Fatalf("job %d struck by the upgrade: %+v", id, j)
-		}
+	for _, fx := range []struct {
+		format int
+		jobs   map[uint64]State
+		done   []uint64 // newest first
+	}{
+		{1, map[uint64]State{1: StateDone, 2: StateDead, 3: StateRetry, 4: StateReady, 5: StateScheduled, 6: StateReady,
+			7: StateReady}, []uint64{1}},
+		{2, map[uint64]State{1: StateDone, 2: StateDead, 3: StateRetry, 4: StateReady, 5: StateScheduled, 6: StateReady,
+			7: StateReady, 8: StateDone, 9: StateDone}, []uint64{9, 8, 1}},
+	} {
+		t.Run(fmt.Sprintf("format%d", fx.format), func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "queue.bolt")
+			loadDump(t, filepath.Join("testdata", fmt.Sprintf("store-format%d.txt", fx.format)), path)
+			e := setupAt(t, path)
+			e.clock.Advance(time.Minute)
+			// 7 was running: a clean stop, nobody is struck.
+			for id, st := range fx.jobs {
+				j := e.wantState(id, st)
+				if want := `{"n":` + strconv.FormatUint(id, 10) + `}`; string(j.Args) != want || j.Class != "FixtureJob" {
+					t.Fatalf("job %d: %+v", id, j)
+				}
+				if j.Orphans != 0 {
+					t.Fatalf("job %d struck by the upgrade: %+v", id, j)
+				}
+			}
+			if j := e.get(1); j.Context["account_id"] != "7" || j.Attempt != 1 {
+				t.Fatalf("done job %+v", j)
+			}
+			if j := e.get(2); len(j.Errors) != 1 || j.Errors[0].Message != "killed for the fixture" {
+				t.Fatalf("dead job %+v", j)
+			}
+			if q, _ := e.s.Queue("paused"); !q.Paused {
+				t.Fatal("the paused queue is not paused")
+			}
+			for key, holder := range map[string]uint64{"fixture-dead": 2, "fixture-ready": 4} {
+				if r := e.enqueue(NewJob{UniqueKey: key, Queue: "other"}); !r.Duplicate || r.ID != holder {
+					t.Fatalf("key %q: %+v, want held by %d", key, r, holder)
+				}
+			}
+			for st, want := range map[State][]uint64{StateDone: fx.done, StateDead: {2}} {
+				page, err := e.s.List(ListFilter{State: st})
+				var got []uint64
+				for _, j := range page.Jobs {
+					got = append(got, j.ID)
+				}
+				if err != nil || !slices.Equal(got, want) {
+					t.Fatalf("list %s: %v %v, want %v", st, got, err, want)
+				}
+			}
+			// The migrated store works on: run the ready jobs, trim by age.
+			c := e.consumer("default", "running")
+			for range 2 {
+				if err := take(t, c).Finish(Ack()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.flush()
+			e.wantState(4, StateDone)
+			e.wantState(7, StateDone)
+			e.clock.Advance(DefaultDoneRetention + time.Hour)
+			if _, err := e.s.Trim(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := e.s.Counts()[StateDone]; n != 0 {
+				t.Fatalf("%d done jobs left after their retention", n)
+			}
+			e.reopen()
+		})
 	}
-	if j := e.get(1); j.Context["account_id"] != "7" || j.Attempt != 1 {
-		t.Fatalf("done job %+v", j)
-	}
-	if j := e.get(2); len(j.Errors) != 1 || j.Errors[0].Message != "killed for the fixture" {
-		t.Fatalf("dead job %+v", j)
-	}
-	if q, _ := e.s.Queue("paused"); !q.Paused {
-		t.Fatal("the paused queue is not paused")
-	}
-	for key, holder := range map[string]uint64{"fixture-dead": 2, "fixture-ready": 4} {
-		if r := e.enqueue(NewJob{UniqueKey: key, Queue: "other"}); !r.Duplicate || r.ID != holder {
-			t.Fatalf("key %q: %+v, want held by %d", key, r, holder)
-		}
-	}
-	for st, id := range map[State]uint64{StateDone: 1, StateDead: 2} {
-		page, err := e.s.List(ListFilter{State: st})
-		if err != nil || len(page.Jobs) != 1 || page.Jobs[0].ID != id {
-			t.Fatalf("list %s: %+v %v", st, page, err)
-		}
-	}
-	// The migrated store works on: run the ready jobs, trim by age.
-	c := e.consumer("default", "running")
-	for range 2 {
-		if err := take(t, c).Finish(Ack()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.flush()
-	e.wantState(4, StateDone)
-	e.wantState(7, StateDone)
-	e.clock.Advance(DefaultDoneRetention + time.Hour)
-	if _, err := e.s.Trim(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.s.Counts()[StateDone]; n != 0 {
-		t.Fatalf("%d done jobs left after their retention", n)
-	}
-	e.reopen()
 }

@@ -226,10 +226,7 @@ func (s *Store) List(f ListFilter) (Page, error) {
 			if f.State == StateDead {
 				b = tx.Bucket(bucketDeadAt)
 			}
-			more, err = walk(b, after, true, func(k, v []byte) (bool, error) {
-				_, id := splitTimeKey(k)
-				return visit(k, id, getQid(v))
-			})
+			more, err = walkFinished(b, after, visit)
 		}
 		if err == nil && more {
 			page.Next = hex.EncodeToString(last)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestEnqueueReadyAndGet(t *testing.T) {
@@ -1107,5 +1109,87 @@ func TestPrefetchIsCappedByBytes(t *testing.T) {
 	}
 	if n := c.inflight.Load(); n < 2 {
 		t.Fatalf("only %d jobs in flight; the workers should always be fed", n)
+	}
+}
+
+// TestFinishTimeEntriesOfACommit: jobs finished in one commit share one
+// finish-time entry; the newest-first list pages through it (a cursor inside
+// an entry, and one whose entry was trimmed meanwhile), a job discarded out
+// of it leaves the rest, and retention trims part of an entry, keeping the
+// newest.
+func TestFinishTimeEntriesOfACommit(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c, err := e.s.Consume(ConsumerConfig{Name: "five", Queues: []string{"default"}, Concurrency: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var ids []uint64
+	for range 5 {
+		ids = append(ids, e.enqueue(NewJob{}).ID)
+	}
+	var claims []*Claim
+	for range 5 {
+		claims = append(claims, take(t, c))
+	}
+	// Finished together: the acks ride in one commit.
+	for _, cl := range claims {
+		if err := cl.Finish(Ack()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.flush()
+	entries := 0
+	e.s.db.View(func(tx *bolt.Tx) error {
+		entries = tx.Bucket(bucketDoneAt).Stats().KeyN
+		return nil
+	})
+	if entries != 1 {
+		t.Fatalf("%d finish-time entries for one commit's 5 acks, want 1", entries)
+	}
+	list := func(after string, limit int) ([]uint64, string) {
+		t.Helper()
+		page, err := e.s.List(ListFilter{State: StateDone, After: after, Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for _, j := range page.Jobs {
+			got = append(got, j.ID)
+		}
+		return got, page.Next
+	}
+	var all []uint64
+	for after := ""; ; {
+		got, next := list(after, 2)
+		all = append(all, got...)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if want := []uint64{ids[4], ids[3], ids[2], ids[1], ids[0]}; !slices.Equal(all, want) {
+		t.Fatalf("paged newest first: %v, want %v", all, want)
+	}
+	_, cursor := list("", 2) // after ids[3]
+	if err := e.s.Discard(context.Background(), ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := list(cursor, 10); !slices.Equal(got, []uint64{ids[1], ids[0]}) {
+		t.Fatalf("after a discard inside the entry: %v", got)
+	}
+	// Retention trims the oldest first, part of the entry.
+	e.opts.DoneLimit = 2
+	e.reopen()
+	if r, err := e.s.Trim(context.Background()); err != nil || r.Done != 2 {
+		t.Fatalf("trim: %+v %v", r, err)
+	}
+	if got, _ := list("", 10); !slices.Equal(got, []uint64{ids[4], ids[3]}) {
+		t.Fatalf("after trimming to 2: %v", got)
+	}
+	// A cursor into the part that was trimmed goes on below it: nothing.
+	if got, next := list(cursor, 10); len(got) != 0 || next != "" {
+		t.Fatalf("a cursor past the trimmed jobs: %v %q", got, next)
 	}
 }

@@ -33,6 +33,8 @@ type txn struct {
 	touched   map[uint16]bool
 	heads     map[uint16]int64
 
+	finPend [2][]finPair // done and dead jobs finished in the transaction, for their finish-time entries
+
 	processed, failed int64
 	change            Change
 	claims            []claimBatch
@@ -220,52 +222,6 @@ func (t *txn) putDead(j *Job, qid uint16) error {
 	t.change.Dead++
 	t.change.touch(j.Queue)
 	return t.releaseUnique(j.UniqueKey, j.ID, true)
-}
-
-// putFinished adds a job (already out of its previous index) to done or dead,
-// by id and by finish time; the time index is what retention and the newest-
-// first lists walk.
-func (t *txn) putFinished(st State, id uint64, qid uint16, val []byte) error {
-	b, byTime := t.finishedBuckets(st)
-	if err := b.Put(u64(id), val); err != nil {
-		return err
-	}
-	t.delta(qid, st, 1)
-	return byTime.Put(timeKey(fromNano(t.nowNs), id), qidKey(qid))
-}
-
-func (t *txn) finishedBuckets(st State) (byID, byTime *bolt.Bucket) {
-	if st == StateDead {
-		return t.dead, t.deadAt
-	}
-	return t.done, t.doneAt
-}
-
-// removeFinished takes a done or dead job out of both its indexes and returns
-// its queue (ok false: it was not there).
-func (t *txn) removeFinished(st State, id uint64) (qid uint16, ok bool, err error) {
-	b, byTime := t.finishedBuckets(st)
-	key := u64(id)
-	v := b.Get(key)
-	if v == nil {
-		return 0, false, nil
-	}
-	qid, at := finishedEntry(st, v)
-	t.delta(qid, st, -1)
-	if err := b.Delete(key); err != nil {
-		return 0, false, err
-	}
-	return qid, true, byTime.Delete(timeKey(fromNano(at), id))
-}
-
-// finishedEntry reads the queue and finish time of a done or dead entry.
-func finishedEntry(st State, v []byte) (qid uint16, at int64) {
-	if st == StateDone {
-		dv, _ := parseDone(v)
-		return dv.qid, dv.finished
-	}
-	qid, at, _ = parseDead(v)
-	return qid, at
 }
 
 // countOf is the number of jobs in state st across all queues, as of this
@@ -677,6 +633,9 @@ func (t *txn) computeNextDue() error {
 
 // flushCounts writes the transaction's counter deltas and per-minute statistics.
 func (t *txn) flushCounts() error {
+	if err := t.flushFinished(); err != nil {
+		return err
+	}
 	for qid, d := range t.deltas {
 		for st := range d {
 			if d[st] == 0 {
