@@ -33,7 +33,7 @@ func TestDamagedFileStopsTheStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Where the jobs' records and a leaf page of them lie in the file.
-	var recordAt, pageAt int
+	var recordAt, argsAt, pageAt int
 	db, err := bolt.Open(good, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +41,7 @@ func TestDamagedFileStopsTheStart(t *testing.T) {
 	db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketJobs).Get(u64(ids[100]))
 		recordAt = bytes.Index(orig, v)
+		argsAt = recordAt + len(v) - recordSumLen - 3 // a digit of {"n":1…1}
 		return nil
 	})
 	db.Close()
@@ -52,6 +53,7 @@ func TestDamagedFileStopsTheStart(t *testing.T) {
 		{"truncated", func(b []byte) []byte { return b[:pageAt] }},                       // in the middle of the jobs
 		{"page header flipped", func(b []byte) []byte { b[pageAt+8] ^= 0x40; return b }}, // the page's flags
 		{"record flipped", func(b []byte) []byte { b[recordAt+1] ^= 0x80; return b }},    // the class's length
+		{"args flipped", func(b []byte) []byte { b[argsAt] ^= 0x01; return b }},          // '1' to '0': decodes, the checksum differs
 		{"meta pages zeroed", func(b []byte) []byte { clear(b[:2*4096]); return b }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

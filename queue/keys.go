@@ -30,7 +30,8 @@ var (
 
 // storeFormat is the layout of the buckets. Format 1 had no finish-time
 // indexes (doneat, deadat); format 2 had one key per finished job in them,
-// format 3 one per commit. Open migrates older formats (migrate.go).
+// format 3 one per commit, and checksums every job record (record format 2).
+// Open migrates older formats (migrate.go).
 const storeFormat = 3
 
 func u64(v uint64) []byte {

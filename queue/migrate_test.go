@@ -91,9 +91,9 @@ func loadDump(t *testing.T, dump, path string) {
 }
 
 // TestOpensAndMigratesOldFormats opens a store written by each released
-// format and finds every job where it was, with the indexes of today's
-// format: format 1 (the first release: no finish-time indexes) and format 2
-// (a finish-time key per job).
+// format and finds every job where it was, with the indexes and record
+// checksums of today's format: format 1 (the first release: no finish-time
+// indexes), format 2 (a finish-time key per job, no checksums) and format 3.
 func TestOpensAndMigratesOldFormats(t *testing.T) {
 	t.Parallel()
 	for _, fx := range []struct {
@@ -104,6 +104,8 @@ func TestOpensAndMigratesOldFormats(t *testing.T) {
 		{1, map[uint64]State{1: StateDone, 2: StateDead, 3: StateRetry, 4: StateReady, 5: StateScheduled, 6: StateReady,
 			7: StateReady}, []uint64{1}},
 		{2, map[uint64]State{1: StateDone, 2: StateDead, 3: StateRetry, 4: StateReady, 5: StateScheduled, 6: StateReady,
+			7: StateReady, 8: StateDone, 9: StateDone}, []uint64{9, 8, 1}},
+		{3, map[uint64]State{1: StateDone, 2: StateDead, 3: StateRetry, 4: StateReady, 5: StateScheduled, 6: StateReady,
 			7: StateReady, 8: StateDone, 9: StateDone}, []uint64{9, 8, 1}},
 	} {
 		t.Run(fmt.Sprintf("format%d", fx.format), func(t *testing.T) {
@@ -146,6 +148,15 @@ func TestOpensAndMigratesOldFormats(t *testing.T) {
 					t.Fatalf("list %s: %v %v, want %v", st, got, err, want)
 				}
 			}
+			// Every record carries its checksum now.
+			e.s.db.View(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+					if v[0] != recordFormat2 {
+						t.Errorf("job %d: record of format %d after the migration", getU64(k), v[0])
+					}
+					return nil
+				})
+			})
 			// The migrated store works on: run the ready jobs, trim by age.
 			c := e.consumer("default", "running")
 			for range 2 {

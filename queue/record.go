@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"time"
 )
 
@@ -19,7 +20,18 @@ import (
 // State, lease and the running attempt live in the index entries, not here: the
 // record is written on enqueue and rewritten only when it must remember something
 // new (an error, a death, an orphaning), which keeps claim and ack cheap.
-const recordFormat1 = 1
+//
+// Format 2 is format 1 followed by a CRC-32C (Castagnoli, big-endian) of
+// everything before it, so that a bit flip anywhere — inside the args too,
+// where the layout cannot see it — is caught when the record is read. Records
+// are written in format 2; store format 3 rewrote the older ones (migrate.go).
+const (
+	recordFormat1 = 1
+	recordFormat2 = 2
+	recordSumLen  = 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrCorruptRecord is returned when a stored job record cannot be decoded.
 var ErrCorruptRecord = errors.New("queue: corrupt job record")
@@ -66,8 +78,9 @@ func encodeRecord(dst []byte, j *Job) []byte {
 		}
 		dst = make([]byte, 0, n)
 	}
+	start := len(dst)
 	e := encoder{b: dst}
-	e.b = append(e.b, recordFormat1)
+	e.b = append(e.b, recordFormat2)
 	e.str(j.Class)
 	e.str(j.Queue)
 	e.uvarint(uint64(j.Attempt))
@@ -93,7 +106,40 @@ func encodeRecord(dst []byte, j *Job) []byte {
 		e.str(ae.Backtrace)
 	}
 	e.bytes(j.Args)
-	return e.b
+	return binary.BigEndian.AppendUint32(e.b, crc32.Checksum(e.b[start:], castagnoli))
+}
+
+// recordBody checks a record's format (and checksum) and returns what its
+// fields are decoded from.
+func recordBody(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrCorruptRecord)
+	}
+	switch b[0] {
+	case recordFormat1:
+		return b[1:], nil
+	case recordFormat2:
+		if len(b) < 1+recordSumLen {
+			return nil, fmt.Errorf("%w: too short", ErrCorruptRecord)
+		}
+		n := len(b) - recordSumLen
+		if binary.BigEndian.Uint32(b[n:]) != crc32.Checksum(b[:n], castagnoli) {
+			return nil, fmt.Errorf("%w: checksum mismatch", ErrCorruptRecord)
+		}
+		return b[1:n], nil
+	}
+	return nil, fmt.Errorf("%w: unknown format %d", ErrCorruptRecord, b[0])
+}
+
+// checksummed returns a record of format 1 in format 2 (the same fields and
+// a checksum); a record of format 2 as it is.
+func checksummed(b []byte) []byte {
+	if len(b) == 0 || b[0] != recordFormat1 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+recordSumLen)
+	out = append(append(out, recordFormat2), b[1:]...)
+	return binary.BigEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }
 
 type decoder struct {
@@ -161,13 +207,11 @@ func (d *decoder) str(what string) string { return string(d.raw(what, maxRecordS
 // recordUniqueKey reads only as far as the record's unique key: the args and
 // errors after it are neither decoded nor copied.
 func recordUniqueKey(b []byte) (string, error) {
-	if len(b) == 0 {
-		return "", fmt.Errorf("%w: empty", ErrCorruptRecord)
+	body, err := recordBody(b)
+	if err != nil {
+		return "", err
 	}
-	if b[0] != recordFormat1 {
-		return "", fmt.Errorf("%w: unknown format %d", ErrCorruptRecord, b[0])
-	}
-	d := decoder{b: b[1:]}
+	d := decoder{b: body}
 	d.raw("class", maxRecordStrings)
 	d.raw("queue", maxRecordStrings)
 	for _, what := range []string{"attempt", "max_attempts", "orphans"} {
@@ -183,13 +227,11 @@ func recordUniqueKey(b []byte) (string, error) {
 // decodeRecord decodes a record into a new Job with the given id. The job owns all
 // its memory: nothing refers to b afterwards (b may be bbolt's mmap).
 func decodeRecord(id uint64, b []byte) (*Job, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrCorruptRecord)
+	body, err := recordBody(b)
+	if err != nil {
+		return nil, err
 	}
-	if b[0] != recordFormat1 {
-		return nil, fmt.Errorf("%w: unknown format %d", ErrCorruptRecord, b[0])
-	}
-	d := decoder{b: b[1:]}
+	d := decoder{b: body}
 	j := &Job{ID: id}
 	j.Class = d.str("class")
 	j.Queue = d.str("queue")
