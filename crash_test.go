@@ -198,6 +198,10 @@ func (r *crashRig) ackedIDs() []uint64 {
 	return ids
 }
 
+// heldQueue holds the jobs some crash tests check: paused, it never runs
+// them.
+const heldQueue = "avatars"
+
 // emptySchedule writes a schedule with no entries, for tests that wait for the
 // queues to drain and must not see recurring jobs arrive meanwhile.
 func emptySchedule(t *testing.T) string {

@@ -39,15 +39,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	pad := strings.Repeat("x", 32<<10)
 	enqueue := func() (int, string, uint64) {
-		code, body, err := srv.call(ctx, http.MethodPost, "/api/v1/jobs", map[string]any{"class": "NoopJob", "queue": "avatars", "args": map[string]string{"pad": pad}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out struct {
-			ID uint64 `json:"id"`
-		}
-		json.Unmarshal(body, &out)
-		return code, string(body), out.ID
+		return srv.tryEnqueue(ctx, t, map[string]any{"class": "NoopJob", "queue": "avatars", "args": map[string]string{"pad": pad}})
 	}
 	var acked []uint64
 	for {
@@ -236,4 +228,19 @@ func (s *server) failureCapture(ctx context.Context, t *testing.T) captureStats 
 	}
 	t.Fatalf("/readyz has no failure_capture check: %+v", ready)
 	return captureStats{}
+}
+
+// tryEnqueue posts one job and returns the answer's status and body, and the
+// new job's id (0 when it was refused).
+func (s *server) tryEnqueue(ctx context.Context, t *testing.T, job map[string]any) (int, string, uint64) {
+	t.Helper()
+	code, body, err := s.call(ctx, http.MethodPost, "/api/v1/jobs", job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		ID uint64 `json:"id"`
+	}
+	json.Unmarshal(body, &out)
+	return code, string(body), out.ID
 }

@@ -86,10 +86,6 @@ func TestCrashAtFailpoints(t *testing.T) {
 		len(queue.Failpoints)*rounds, answered, unanswered)
 }
 
-// heldQueue holds the jobs the failpoint test checks: paused, it never runs
-// them.
-const heldQueue = "avatars"
-
 // sent is one enqueue request of the load: its jobs' unique keys (tokens) and
 // what became of the request.
 type sent struct {

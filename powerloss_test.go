@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -211,15 +210,7 @@ func TestSyncErrorRefusesWrites(t *testing.T) {
 		t.Fatalf("pause: %d %v", code, err)
 	}
 	enqueue := func(tag string) (int, string, uint64) {
-		code, body, err := srv.call(ctx, http.MethodPost, "/api/v1/jobs", map[string]any{"class": "NoopJob", "queue": heldQueue, "context": map[string]string{"tag": tag}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out struct {
-			ID uint64 `json:"id"`
-		}
-		json.Unmarshal(body, &out)
-		return code, string(body), out.ID
+		return srv.tryEnqueue(ctx, t, map[string]any{"class": "NoopJob", "queue": heldQueue, "context": map[string]string{"tag": tag}})
 	}
 	acked := map[uint64]string{}
 	for i := range 20 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/benbjohnson/litestream"
+
+	"conveyor/internal/durable"
 )
 
 // replicaFilesDir is the directory, inside a file replica, that holds the
@@ -114,14 +116,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // in it survives a power loss. It is the one copy every part that writes
 // files atomically (replica files, the local-AI ownership record, restore)
 // uses after its rename.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func SyncDir(dir string) error { return durable.SyncDir(dir) }
 
 // FileReplicaURL is the file:// replica URL of directory dir (made absolute
 // against the working directory). Directories whose path litestream would
