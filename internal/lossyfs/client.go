@@ -68,10 +68,9 @@ func Mount(dir string) (*FS, error) {
 	if line != "mounted" {
 		f.in.Close()
 		<-f.exited
-		if strings.Contains(line, "operation not permitted") || strings.Contains(line, "permission denied") {
-			return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(line, "error "))
-		}
-		return nil, fmt.Errorf("lossyfs: %s", strings.TrimPrefix(line, "error "))
+		// The mount itself failed: no right to mount (EPERM in a container),
+		// no fuse module (ENODEV)… the machine cannot, and the error says why.
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(line, "error "))
 	}
 	return f, nil
 }
