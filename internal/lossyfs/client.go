@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -129,17 +130,41 @@ func (f *FS) Stats() (string, error) { return f.do("stats") }
 // mount detached (umount -l).
 func (f *FS) Close() error {
 	f.in.Close()
+	var err error
 	select {
-	case err := <-f.exited:
-		if err != nil {
-			syscall.Unmount(f.Dir, syscall.MNT_DETACH)
-			return fmt.Errorf("lossyfs: server: %v: %s", err, f.stderr.String())
+	case werr := <-f.exited:
+		if werr != nil {
+			err = fmt.Errorf("lossyfs: server: %v: %s", werr, f.stderr.String())
 		}
-		return nil
 	case <-time.After(30 * time.Second):
 		f.cmd.Process.Kill()
 		<-f.exited
-		syscall.Unmount(f.Dir, syscall.MNT_DETACH)
-		return fmt.Errorf("lossyfs: the server did not stop; killed and detached: %s", f.stderr.String())
+		err = fmt.Errorf("lossyfs: the server did not stop; killed: %s", f.stderr.String())
 	}
+	// Whatever happened, leave no mount behind (a dead server's mount
+	// answers "transport endpoint is not connected" until detached).
+	if mounted(f.Dir) {
+		syscall.Unmount(f.Dir, syscall.MNT_DETACH)
+	}
+	return err
+}
+
+// mounted reports whether something is mounted at dir.
+func mounted(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true // cannot tell: detaching what is not mounted is harmless
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// Field 5 is the mount point, with spaces and the like as octal escapes.
+		if fs := strings.Fields(line); len(fs) > 4 && unescapeMountPath(fs[4]) == filepath.Clean(dir) {
+			return true
+		}
+	}
+	return false
+}
+
+func unescapeMountPath(p string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(p)
 }

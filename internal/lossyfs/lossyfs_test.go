@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -147,4 +148,21 @@ func TestBoltSurvivesCuts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestMountFailureSaysWhy: a mount that fails is ErrUnavailable, with the
+// reason and the place (what the tests' skip message shows).
+func TestMountFailureSaysWhy(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse (%v): the server never gets as far as mounting", err)
+	}
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Mount(notADir)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), notADir) {
+		t.Fatalf("Mount on a file: %v, want ErrUnavailable naming it", err)
+	}
+	t.Log(err)
 }

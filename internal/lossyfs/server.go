@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -61,6 +62,9 @@ func serve(mnt string, in io.Reader, out io.Writer) error {
 		NegativeTimeout: &zero,
 	})
 	if err != nil {
+		// A mount that went half way (mount(2) done, the first request
+		// failed) must not stay behind.
+		syscall.Unmount(mnt, syscall.MNT_DETACH)
 		fmt.Fprintf(out, "error mount %s: %v\n", mnt, err)
 		return nil
 	}
