@@ -43,8 +43,10 @@
 // One writer goroutine (writer.go) performs every write. Each of its
 // transactions takes the waiting enqueues, the finished attempts, the due
 // promotions and the claims the consumers have room for, so one fsync serves
-// them all. The record is a compact versioned binary envelope (record.go)
-// written on enqueue and rewritten only when it must remember something new; the
-// state, lease and running attempt live in the index entries (keys.go).
+// them all. The record is a compact versioned binary envelope with a CRC-32C
+// (record.go) written on enqueue and rewritten only when it must remember
+// something new; the state, lease and running attempt live in the index
+// entries (keys.go); done and dead jobs are ordered by finish time with one
+// index entry per commit (finished.go).
 // docs/state-machine.md draws the states and moves.
 package queue
