@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -214,8 +215,15 @@ func emptySchedule(t *testing.T) string {
 }
 
 // observeDone appends "done <id>" to the history for done jobs not seen yet,
-// walking the done list (newest first) until it reaches known ones.
+// walking the done list (newest first) until it reaches known ones. A reader
+// can see a commit a moment before it is durable (bbolt makes it visible when
+// its meta page is written, before the last fsync returns), so the jobs seen
+// done are written down only after a barrier: /readyz's queue check is a
+// round trip through the store's writer, which answers after the commit in
+// progress is synced. Without it a power cut in that moment would make a job
+// "seen done" run again.
 func observeDone(ctx context.Context, s *server, execLog string, seen map[uint64]bool) {
+	var found []uint64
 	cursor := ""
 	for page := 0; page < 20; page++ {
 		var out struct {
@@ -237,14 +245,42 @@ func observeDone(ctx context.Context, s *server, execLog string, seen map[uint64
 				known = true
 				continue
 			}
-			seen[j.ID] = true
-			appendLine(execLog, "done "+strconv.FormatUint(j.ID, 10))
+			found = append(found, j.ID)
 		}
 		if known || out.Next == nil {
-			return
+			break
 		}
 		cursor = *out.Next
 	}
+	if len(found) == 0 || !s.storeSynced(ctx) {
+		return
+	}
+	for _, id := range found {
+		seen[id] = true
+		appendLine(execLog, "done "+strconv.FormatUint(id, 10))
+	}
+}
+
+// storeSynced reports whether /readyz's queue check passed: the store's
+// writer answered, so every commit a reader could see before the call is
+// on disk.
+func (s *server) storeSynced(ctx context.Context) bool {
+	var ready struct {
+		Checks []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"checks"`
+	}
+	code, b, err := s.call(ctx, http.MethodGet, "/readyz", nil)
+	if err != nil || (code != http.StatusOK && code != http.StatusServiceUnavailable) || json.Unmarshal(b, &ready) != nil {
+		return false
+	}
+	for _, c := range ready.Checks {
+		if c.Name == "queue" {
+			return c.OK
+		}
+	}
+	return false
 }
 
 // TestSIGTERMDrainsUnderLoad sends SIGTERM while jobs run: the server exits
