@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,6 +205,10 @@ func fillDisk(t *testing.T, path string) {
 	}
 }
 
+// captureRe reads the failure writer's counters in /readyz's
+// failure_capture check.
+var captureRe = regexp.MustCompile(`\((\d+) waiting in the writer.*; (\d+) recorded, (\d+) dropped, (\d+) not written`)
+
 // captureStats are the failure writer's counters from /readyz.
 type captureStats struct{ recorded, pending, dropped, notWritten int }
 
@@ -220,8 +226,12 @@ func (s *server) failureCapture(ctx context.Context, t *testing.T) captureStats 
 	for _, c := range ready.Checks {
 		if c.Name == "failure_capture" {
 			var st captureStats
-			if _, err := fmt.Sscanf(c.Detail, "%d failures recorded, %d pending, %d dropped, %d not written", &st.recorded, &st.pending, &st.dropped, &st.notWritten); err != nil {
-				t.Fatalf("failure_capture %q: %v", c.Detail, err)
+			m := captureRe.FindStringSubmatch(c.Detail)
+			if m == nil {
+				t.Fatalf("failure_capture %q: not as expected (%s)", c.Detail, captureRe)
+			}
+			for i, p := range []*int{&st.pending, &st.recorded, &st.dropped, &st.notWritten} {
+				*p, _ = strconv.Atoi(m[i+1])
 			}
 			return st
 		}
