@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"conveyor/internal/lossyfs"
 	"conveyor/queue"
 )
 
@@ -18,7 +19,7 @@ import (
 // so the kill loop would pass.
 func TestPowerLossCatchesSkippedSyncs(t *testing.T) {
 	t.Parallel()
-	fsys := mountLossy(t)
+	fsys := lossyfs.MountT(t)
 	// A first run with fsync makes the store (and syncs it), so that what
 	// is lost is the acknowledged jobs, not the whole store.
 	srv := startServer(t, filepath.Join(fsys.Dir, "data"), "--schedule", emptySchedule(t), "--replica", "off")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,28 +13,6 @@ import (
 
 	"conveyor/internal/lossyfs"
 )
-
-// mountLossy mounts a lossy filesystem (internal/lossyfs: writes are held
-// until synced, and a power cut loses the rest) for the test, served by a
-// process of its own, and unmounts it after everything else the test set
-// up. Where the machine cannot mount it the test skips, saying exactly what
-// is missing: it never passes without having run.
-func mountLossy(t *testing.T) *lossyfs.FS {
-	t.Helper()
-	fsys, err := lossyfs.Mount(t.TempDir())
-	if errors.Is(err, lossyfs.ErrUnavailable) {
-		t.Skipf("the power-loss test did not run: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := fsys.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return fsys
-}
 
 // TestPowerLoss is the kill loop on a data directory that loses its unsynced
 // writes: the server runs on the lossy filesystem under a load of HTTP
@@ -52,7 +29,7 @@ func TestPowerLoss(t *testing.T) {
 	if os.Getenv("CONVEYOR_CHAOS") != "" {
 		cuts = 30
 	}
-	fsys := mountLossy(t)
+	fsys := lossyfs.MountT(t)
 	rig, problem := powerLoss(t, fsys, nil, cuts, -1)
 	if problem != "" {
 		t.Fatalf("after a power cut (seed %d): %s", rig.seed, problem)
@@ -201,7 +178,7 @@ func integrityCheck(path string) (string, error) {
 // after it was acknowledged, and writes work again.
 func TestSyncErrorRefusesWrites(t *testing.T) {
 	t.Parallel()
-	fsys := mountLossy(t)
+	fsys := lossyfs.MountT(t)
 	ctx := deadline(t)
 	data := filepath.Join(fsys.Dir, "data")
 	args := []string{"--schedule", emptySchedule(t), "--replica", "off"}

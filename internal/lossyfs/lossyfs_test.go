@@ -19,30 +19,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// mount mounts a lossy filesystem for the test, or skips saying what the
-// machine lacks.
-func mount(t *testing.T) *FS {
-	t.Helper()
-	f, err := Mount(t.TempDir())
-	if errors.Is(err, ErrUnavailable) {
-		t.Skipf("the lossy filesystem cannot be mounted here, so this test did not run: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := f.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return f
-}
-
 // TestCutKeepsWhatWasSynced: after a cut a file holds what it held at its
 // last sync (size too), whatever was written after; a file never synced is
 // empty; names stay.
 func TestCutKeepsWhatWasSynced(t *testing.T) {
-	f := mount(t)
+	f := MountT(t)
 	path := filepath.Join(f.Dir, "sub", "a")
 	if err := os.Mkdir(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -78,7 +59,7 @@ func TestCutKeepsWhatWasSynced(t *testing.T) {
 
 // TestFailSyncs: a sync fails with EIO while told to, and works after.
 func TestFailSyncs(t *testing.T) {
-	f := mount(t)
+	f := MountT(t)
 	fh, err := os.Create(filepath.Join(f.Dir, "a"))
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +84,7 @@ func TestFailSyncs(t *testing.T) {
 // transaction across cuts, and its file checks; a transaction committed
 // without its sync (NoSync) is lost at the cut.
 func TestBoltSurvivesCuts(t *testing.T) {
-	f := mount(t)
+	f := MountT(t)
 	path := filepath.Join(f.Dir, "b.bolt")
 	committed := 0
 	put := func(db *bolt.DB, n int) error {
