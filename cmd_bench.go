@@ -51,7 +51,11 @@ type benchConfig struct {
 	// (the bench starts one so): it enqueues HTTPN jobs at LoadAddr from
 	// HTTPClients connections and prints a loadResult.
 	LoadAddr string
-	Soak     soakConfig
+	// CPUProfile is where the run's CPU profile goes; the HTTP phase's
+	// load generator, in a process of its own, writes its own beside it
+	// (CPUProfile + ".load").
+	CPUProfile string
+	Soak       soakConfig
 }
 
 // benchResult is what bench prints; the JSON keys are stable.
@@ -100,7 +104,7 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&bc.Dir, "dir", "", "parent of the temporary data directory (default: the system's)")
 	fs.BoolVar(&bc.HTTPInProcess, "http-in-process", false, "run the HTTP phase's load generator in this process (default: a process of its own)")
 	fs.StringVar(&bc.LoadAddr, "load-addr", "", "internal: act only as the HTTP phase's load generator against this address (token in CONVEYOR_TOKEN)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&bc.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file (and the HTTP load generator's to this file + \".load\")")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: conveyor bench [flags]\n\nMeasures this machine on a temporary data directory, fsync on: durable batch\nenqueue and end-to-end processing of no-op jobs with the default lanes,\nenqueue-to-start latency at a fixed rate, concurrent single enqueues over HTTP,\nand (phase backlog) the cost of processing with a large backlog waiting.\nProgress goes to stderr, results to stdout.\n\nflags:")
 		fs.PrintDefaults()
@@ -117,8 +121,8 @@ func cmdBench(ctx context.Context, args []string, getenv func(string) string, st
 	if bc.N <= 0 || bc.Batch <= 0 || bc.Producers <= 0 || bc.Rate <= 0 || bc.Seconds <= 0 || bc.HTTPClients <= 0 || bc.HTTPN <= 0 || bc.Backlog < 0 {
 		return &usageError{"bench: every count, rate and length must be positive"}
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if bc.CPUProfile != "" {
+		f, err := os.Create(bc.CPUProfile)
 		if err != nil {
 			return err
 		}
@@ -528,8 +532,11 @@ func loadProcess(ctx context.Context, addr, token string, bc benchConfig) (loadR
 	if err != nil {
 		return res, err
 	}
-	cmd := exec.CommandContext(ctx, self, "bench", "--load-addr", addr,
-		"--http-n", strconv.Itoa(bc.HTTPN), "--http-clients", strconv.Itoa(bc.HTTPClients))
+	args := []string{"bench", "--load-addr", addr, "--http-n", strconv.Itoa(bc.HTTPN), "--http-clients", strconv.Itoa(bc.HTTPClients)}
+	if bc.CPUProfile != "" {
+		args = append(args, "--cpuprofile", bc.CPUProfile+".load")
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Env = append(os.Environ(), "CONVEYOR_TOKEN="+token)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
