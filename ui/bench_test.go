@@ -64,6 +64,29 @@ func BenchmarkEnqueueServe(b *testing.B) {
 	})
 }
 
+// BenchmarkDecodeEnqueue decodes bench's single enqueue body the one-pass
+// way and the general way.
+func BenchmarkDecodeEnqueue(b *testing.B) {
+	body := []byte(`{"class":"NoopJob","args":{"pad":"` + strings.Repeat("x", 64) + `"}}`)
+	b.Run("one-pass", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := decodeEnqueueFast(body); !ok {
+				b.Fatal("not taken")
+			}
+		}
+	})
+	b.Run("general", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req enqueueRequest
+			if err := decodeJSON(body, &req, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkBatchHTTP enqueues 1,000 jobs per request; it reports jobs/s.
 func BenchmarkBatchHTTP(b *testing.B) {
 	r := newRig(b, quiet)

@@ -111,8 +111,28 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, p
 	// The body is in: the rest of the request (the handler, and for the
 	// event stream an open-ended wait) is not bounded by it.
 	setReadDeadline(w, time.Time{})
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = &bodyReader{Reader: *bytes.NewReader(body), b: body}
 	return nil
+}
+
+// bodyReader is a request body readBody has read whole: handlers decode
+// it from memory (bodyBytes) rather than copy it out again.
+type bodyReader struct {
+	bytes.Reader
+	b []byte
+}
+
+func (*bodyReader) Close() error { return nil }
+
+// bodyBytes returns what is left to read of r, and reads it: without a
+// copy when r is a body readBody has read.
+func bodyBytes(r io.Reader) ([]byte, error) {
+	if br, ok := r.(*bodyReader); ok {
+		rest := br.b[len(br.b)-br.Len():]
+		br.Reset(nil)
+		return rest, nil
+	}
+	return io.ReadAll(r)
 }
 
 // dropBody prepares the answer to a request whose body will not be read:

@@ -7,7 +7,9 @@
 // which tests walk. Handlers are thin endpoints (endpointFunc): they decode a
 // request struct (decodeBody), call the store, and return a response struct
 // through one wrapper (endpoint, endpoint.go) whose errors are turned into
-// statuses by one table (errorTable, errors.go).
+// statuses by one table (errorTable, errors.go). The single enqueue, the
+// hot path, reads bodies of the plain shape in one pass first and answers
+// without reflection (enqueuejson.go); anything else takes the general way.
 //
 // # Routes
 //

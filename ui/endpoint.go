@@ -53,19 +53,34 @@ func (s *Server) endpoint(h endpointFunc) httprouter.Handle {
 	}
 }
 
-// decodeBody reads exactly one JSON value into dst: unknown fields, keys
-// that match a field only when case is ignored, keys given twice and
-// trailing data are errors (checkKeys), and errors name the field (under
-// prefix) when it is known.
+// decodeBody reads exactly one JSON value into dst (decodeJSON).
 func decodeBody(r io.Reader, dst any, prefix string) error {
-	body, err := io.ReadAll(r)
+	body, err := readAllBody(r, prefix)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, dst, prefix)
+}
+
+// readAllBody reads the rest of a request body (bodyBytes); an error is
+// the body's limit (*http.MaxBytesError) or a client error.
+func readAllBody(r io.Reader, prefix string) ([]byte, error) {
+	body, err := bodyBytes(r)
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return err
+			return nil, err
 		}
-		return malformed(prefix, "cannot read the body: %v", err)
+		return nil, malformed(prefix, "cannot read the body: %v", err)
 	}
+	return body, nil
+}
+
+// decodeJSON decodes body, exactly one JSON value, into dst: unknown
+// fields, keys that match a field only when case is ignored, keys given
+// twice and trailing data are errors (checkKeys), and errors name the
+// field (under prefix) when it is known.
+func decodeJSON(body []byte, dst any, prefix string) error {
 	if err := checkKeys(json.NewDecoder(bytes.NewReader(body)), reflect.TypeOf(dst), prefix); err != nil && !errors.Is(err, errKeysUnchecked) {
 		return err
 	}

@@ -1,11 +1,9 @@
 package ui
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"time"
@@ -62,10 +60,15 @@ type batchJSON struct {
 	Duplicates []int    `json:"duplicates,omitempty"`
 }
 
-// decodeEnqueue reads one enqueue request.
-func decodeEnqueue(r io.Reader, prefix string) (enqueueRequest, error) {
+// decodeEnqueue reads one enqueue request: in one pass when it has the
+// plain shape (decodeEnqueueFast), else with decodeJSON. The request may
+// share body's memory.
+func decodeEnqueue(body []byte, prefix string) (enqueueRequest, error) {
+	if req, ok := decodeEnqueueFast(body); ok {
+		return req, nil
+	}
 	var req enqueueRequest
-	if err := decodeBody(r, &req, prefix); err != nil {
+	if err := decodeJSON(body, &req, prefix); err != nil {
 		return enqueueRequest{}, err
 	}
 	return req, nil
@@ -114,7 +117,11 @@ func buildJob(req enqueueRequest, reg *lanes.Registry, topo lanes.Topology, now 
 
 // enqueue serves POST /api/v1/jobs.
 func (s *Server) enqueue(r *http.Request, _ httprouter.Params) (int, any, error) {
-	req, err := decodeEnqueue(r.Body, "")
+	body, err := readAllBody(r.Body, "")
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := decodeEnqueue(body, "")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -150,7 +157,7 @@ func (s *Server) enqueueBatch(r *http.Request, _ httprouter.Params) (int, any, e
 	jobs := make([]queue.NewJob, len(req.Jobs))
 	for i, raw := range req.Jobs {
 		prefix := fmt.Sprintf("jobs[%d]", i)
-		one, err := decodeEnqueue(bytes.NewReader(raw), prefix)
+		one, err := decodeEnqueue(raw, prefix)
 		if err != nil {
 			return 0, nil, err
 		}

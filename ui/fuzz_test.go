@@ -60,7 +60,7 @@ func FuzzDecodeEnqueue(f *testing.F) {
 	topo := lanes.DefaultTopology()
 
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := decodeEnqueue(bytes.NewReader(body), "")
+		req, err := decodeEnqueue(body, "")
 		if err != nil {
 			if status, _, msg := classify(err); status != http.StatusBadRequest || msg == "" {
 				t.Fatalf("decode error %v maps to %d %q, want 400", err, status, msg)
