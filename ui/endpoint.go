@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 )
@@ -22,7 +23,13 @@ import (
 // never half-written. encoding/json escapes <, > and & in strings, so job data
 // cannot become markup in whatever displays it.
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if a, ok := v.(jsonAppender); ok {
+		b = a.appendJSON(make([]byte, 0, 128))
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		s.log.Error("encode response", "err", err)
 		b = []byte(`{"error":"internal error (logged on the server)"}`)
@@ -34,6 +41,27 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// jsonAppender is an answer that encodes itself: the bytes json.Marshal
+// makes of it, without reflection, for the answers of the hot endpoints
+// (single enqueue, where json.Marshal was a twentieth of the server's CPU
+// per job). Each implementation is tested against json.Marshal.
+type jsonAppender interface {
+	appendJSON(b []byte) []byte
+}
+
+// appendJSONString appends s as json.Marshal encodes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // endpointFunc is a JSON API endpoint: it returns a status and a response

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -45,6 +46,17 @@ type enqueuedJSON struct {
 	ID        uint64 `json:"id"`
 	State     string `json:"state"`
 	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+func (e enqueuedJSON) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendUint(b, e.ID, 10)
+	b = append(b, `,"state":`...)
+	b = appendJSONString(b, e.State)
+	if e.Duplicate {
+		b = append(b, `,"duplicate":true`...)
+	}
+	return append(b, '}')
 }
 
 // batchRequest is the body of POST /api/v1/jobs/batch. Its jobs are decoded

@@ -1,8 +1,12 @@
 package ui
 
 import (
+	"encoding/json"
+	"math"
 	"reflect"
 	"testing"
+
+	"conveyor/queue"
 )
 
 // enqueueBodies are bodies for the fast decoder: fast says whether it
@@ -112,4 +116,28 @@ func FuzzEnqueueFast(f *testing.F) {
 			t.Fatalf("%q: fast %+v, general %+v", body, got, want)
 		}
 	})
+}
+
+// TestEnqueuedAppendJSON: the enqueue answer encodes itself as
+// json.Marshal does, whatever its state's name holds.
+func TestEnqueuedAppendJSON(t *testing.T) {
+	t.Parallel()
+	states := []string{"", "a<b>&c", "quote\" back\\", "tab\t nul\x00", "é", "\u2028", "\xff"}
+	for st := queue.State(0); st <= queue.StateDead+1; st++ {
+		states = append(states, st.String())
+	}
+	for _, state := range states {
+		for _, id := range []uint64{0, 1, math.MaxUint64} {
+			for _, dup := range []bool{false, true} {
+				v := enqueuedJSON{ID: id, State: state, Duplicate: dup}
+				want, err := json.Marshal(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := v.appendJSON(nil); string(got) != string(want) {
+					t.Errorf("%+v: %s, json.Marshal %s", v, got, want)
+				}
+			}
+		}
+	}
 }
