@@ -15,7 +15,11 @@ import (
 // enqueues share one transaction and one fsync. If ctx ends first the error is
 // ctx's and the outcome is unknown: the job may still be committed.
 func (s *Store) Enqueue(ctx context.Context, nj NewJob) (Result, error) {
-	rs, err := s.EnqueueMany(ctx, []NewJob{nj})
+	req := &enqueueReq{jobs: []NewJob{nj}}
+	if err := s.normalize(&req.jobs[0]); err != nil {
+		return Result{}, err
+	}
+	rs, err := s.enqueue(ctx, req)
 	if err != nil {
 		return Result{}, err
 	}
@@ -40,7 +44,13 @@ func (s *Store) EnqueueMany(ctx context.Context, jobs []NewJob) ([]Result, error
 		}
 		norm[i] = nj
 	}
-	req := &enqueueReq{jobs: norm, done: make(chan struct{})}
+	return s.enqueue(ctx, &enqueueReq{jobs: norm})
+}
+
+// enqueue hands req's normalized jobs to the writer and waits for their
+// commit.
+func (s *Store) enqueue(ctx context.Context, req *enqueueReq) ([]Result, error) {
+	req.done = make(chan struct{})
 	if err := s.submit(func(p *pending) { p.enq = append(p.enq, req) }); err != nil {
 		return nil, err
 	}

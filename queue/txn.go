@@ -277,7 +277,11 @@ func (t *txn) releaseUnique(key string, id uint64, dead bool) error {
 
 // enqueue applies one enqueue request; its jobs were validated by the caller.
 func (t *txn) enqueue(r *enqueueReq) error {
-	r.results = make([]Result, len(r.jobs))
+	if len(r.jobs) == 1 {
+		r.results = r.one[:]
+	} else {
+		r.results = make([]Result, len(r.jobs))
+	}
 	for i := range r.jobs {
 		res, err := t.enqueueOne(&r.jobs[i])
 		if err != nil {

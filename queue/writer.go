@@ -77,6 +77,7 @@ type enqueueReq struct {
 	results []Result
 	err     error
 	done    chan struct{}
+	one     [1]Result // results of a single job, without an allocation of their own
 }
 
 type adminReq struct {

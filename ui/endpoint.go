@@ -38,9 +38,27 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	b = append(b, '\n')
 	h := w.Header()
 	h["Content-Type"] = hdrJSONType
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	h["Content-Length"] = contentLength(len(b))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// smallLengths are the Content-Length values of small answers, shared (and
+// never modified) as the security headers' values are: no allocation per
+// answer.
+var smallLengths = func() (v [512][]string) {
+	for n := range v {
+		v[n] = []string{strconv.Itoa(n)}
+	}
+	return v
+}()
+
+// contentLength is the Content-Length header value for n bytes.
+func contentLength(n int) []string {
+	if n < len(smallLengths) {
+		return smallLengths[n]
+	}
+	return []string{strconv.Itoa(n)}
 }
 
 // jsonAppender is an answer that encodes itself: the bytes json.Marshal
