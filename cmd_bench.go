@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -331,7 +330,7 @@ func runBench(ctx context.Context, bc benchConfig, stderr io.Writer) (benchResul
 			return res, err
 		}
 		progress("enqueueing %d jobs over HTTP from %d clients", bc.HTTPN, bc.HTTPClients)
-		hr, err := httpBench(ctx, r, bc, stderr)
+		hr, err := httpBench(ctx, r, bc, log, stderr)
 		r.close()
 		if err != nil {
 			return res, err
@@ -470,8 +469,9 @@ func offerBench(ctx context.Context, s *queue.Store, n, rate int, ahead time.Dur
 // generator enqueue bc.HTTPN jobs from bc.HTTPClients connections, one job
 // per request: by default a process of its own (this binary again, with
 // --load-addr), so that the figure is the server's alone and not shared
-// with a client in the same runtime (scheduler, garbage collector).
-func httpBench(ctx context.Context, r *benchRig, bc benchConfig, progressOut io.Writer) (loadResult, error) {
+// with a client in the same runtime (scheduler, garbage collector). The
+// HTTP server is serve's (newHTTPServer), with its timeouts.
+func httpBench(ctx context.Context, r *benchRig, bc benchConfig, log *slog.Logger, progressOut io.Writer) (loadResult, error) {
 	for _, l := range r.topo.Lanes {
 		r.pool.SetGate(l.Name, false, "bench: enqueue only")
 	}
@@ -486,7 +486,7 @@ func httpBench(ctx context.Context, r *benchRig, bc benchConfig, progressOut io.
 		ln.Close()
 		return loadResult{}, err
 	}
-	hs := &http.Server{Handler: srv}
+	hs := newHTTPServer(srv, log)
 	go hs.Serve(ln)
 	defer hs.Close()
 	var res loadResult
