@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/conveyor
 PKGS := ./...
 
-.PHONY: run build test vet fmt bench chaos fuzz soak clean
+.PHONY: run build test vet fmt bench chaos fuzz soak soak-page clean
 
 # run: the demo — the appliance with the seed's topology on embedded storage
 # under ./var, the sandbox's accounts and connector, and a local AI stand-in.
@@ -45,6 +45,15 @@ soak: build
 	$(BIN) bench --phases soak --duration $(SOAK) --csv docs/soak.csv | tee docs/soak.txt
 	@if command -v gnuplot >/dev/null; then gnuplot docs/soak.gp && echo "drew docs/soak.png"; \
 	else echo "gnuplot is not installed (apt-get install gnuplot-nox): docs/soak.png was not drawn"; fi
+
+# soak-page: the dashboard open in chromium for SOAK_PAGE_MINUTES (default 60)
+# under 2,000 jobs/s with 5 failures/s and a schedule change every 20 s; one
+# row a minute (JavaScript heap after GC, DOM nodes, listeners, jobs/s) goes
+# to docs/soak-page.csv. Needs Debian's chromium, like the browser tests.
+SOAK_PAGE_MINUTES ?= 60
+soak-page:
+	CONVEYOR_BENCH_MINUTES=$(SOAK_PAGE_MINUTES) CONVEYOR_PAGE_CSV=$(CURDIR)/docs/soak-page.csv \
+	  $(GO) test -run '^$$' -bench '^BenchmarkDashboardPageMemory$$' -benchtime 1x -timeout $$(( $(SOAK_PAGE_MINUTES) + 15 ))m .
 
 # chaos: the long crash loop (50 SIGKILLs), the power-loss loop (30 cuts on a
 # filesystem that loses unsynced writes) and the long random-model run.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/heapprofiler"
+	"github.com/chromedp/cdproto/memory"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -284,63 +285,181 @@ func BenchmarkDashboardEventsUnderLoad(b *testing.B) {
 }
 
 // BenchmarkDashboardPageMemory keeps the dashboard open in chromium under
-// load (2,000 jobs/s and a failure a second) for CONVEYOR_BENCH_MINUTES
-// minutes (default 2) and reports the page's JavaScript heap after the
-// first minute and at the end.
+// a moderate load for CONVEYOR_BENCH_MINUTES minutes (default 2): 2,000
+// jobs a second through the lanes, 5 of them failing with one of three
+// errors (failures, issues), and a schedule entry disabled and enabled
+// every 20 s, so every panel of the page keeps re-fetching. Each minute it
+// records the page's JavaScript heap after a forced garbage collection,
+// its DOM nodes (live and detached, after the same collection), its event
+// listeners and the jobs a second the lanes processed in that minute; with
+// CONVEYOR_PAGE_CSV=file the rows go to that CSV. `make soak-page` runs it
+// for an hour.
 func BenchmarkDashboardPageMemory(b *testing.B) {
 	minutes := 2
 	if v := os.Getenv("CONVEYOR_BENCH_MINUTES"); v != "" {
-		fmt.Sscan(v, &minutes)
+		if _, err := fmt.Sscan(v, &minutes); err != nil || minutes < 1 {
+			b.Fatalf("CONVEYOR_BENCH_MINUTES=%q: want a whole number of minutes", v)
+		}
 	}
 	for b.Loop() {
-		l := startFigApp(b, b.TempDir())
-		p, closePage := benchPage(b, l)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(minutes)*time.Minute)
-		heap := func() float64 {
-			if _, err := chromedp.Call(p, heapprofiler.CollectGarbage, cdp.Empty{}); err != nil {
-				b.Fatal(err)
-			}
-			u, err := chromedp.Call(p, cdpruntime.GetHeapUsage, cdp.Empty{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return u.UsedSize / (1 << 20)
-		}
-		var first float64
-		firstAt := time.Now().Add(time.Minute)
-		tick := time.NewTicker(50 * time.Millisecond)
-		n := 0
-		for ctx.Err() == nil {
-			<-tick.C
-			jobs := make([]queue.NewJob, 100)
-			for i := range jobs {
-				jobs[i] = queue.NewJob{Class: "NoopJob", Queue: "default"}
-			}
-			if n%20 == 0 {
-				jobs[0] = queue.NewJob{Class: "FailJob", Queue: "sync", Args: json.RawMessage(`{"message":"503"}`), MaxAttempts: 1}
-			}
-			n++
-			if _, err := l.a.store.EnqueueMany(context.Background(), jobs); err != nil {
-				b.Fatal(err)
-			}
-			if first == 0 && time.Now().After(firstAt) {
-				first = heap()
-			}
-		}
-		tick.Stop()
-		cancel()
-		last := heap()
-		if first == 0 {
-			first = last
-		}
-		b.ReportMetric(first, "heap-MB-after-1min")
-		b.ReportMetric(last, "heap-MB-at-end")
+		rows := pageSoak(b, minutes)
+		first, last := rows[0], rows[len(rows)-1]
+		b.ReportMetric(first.heapMB, "heap-MB-minute-1")
+		b.ReportMetric(last.heapMB, "heap-MB-at-end")
+		b.ReportMetric(float64(first.nodes), "dom-nodes-minute-1")
+		b.ReportMetric(float64(last.nodes), "dom-nodes-at-end")
 		b.ReportMetric(float64(minutes), "minutes")
-		fmt.Printf("page heap: %.2f MB after a minute, %.2f MB after %d minutes\n", first, last, minutes)
-		closePage()
-		l.stop()
+		if out := os.Getenv("CONVEYOR_PAGE_CSV"); out != "" {
+			if err := writePageCSV(out, rows); err != nil {
+				b.Fatal(err)
+			}
+		}
+		fmt.Printf("page heap: %.2f MB after minute 1, %.2f MB after minute %d; DOM nodes %d then %d\n",
+			first.heapMB, last.heapMB, last.minute, first.nodes, last.nodes)
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// Load of the page soak: jobsPerTick every tick (2,000 jobs/s), one of
+// them failing every failEvery ticks (5 failures/s).
+const (
+	pageTick        = 50 * time.Millisecond
+	pageJobsPerTick = 100
+	pageFailEvery   = 4
+)
+
+// pageRow is one minute of the page soak.
+type pageRow struct {
+	minute    int
+	heapMB    float64
+	nodes     int64
+	listeners int64
+	jobsPerS  float64
+	failPerS  float64
+}
+
+// pageSoak runs the load against the open page for the given minutes and
+// samples the page at the end of each one.
+func pageSoak(b *testing.B, minutes int) []pageRow {
+	l := startFigApp(b, b.TempDir())
+	defer l.stop()
+	p, closePage := benchPage(b, l)
+	defer closePage()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	loadErr := make(chan error, 1)
+	go func() { loadErr <- pageLoad(ctx, l) }()
+	sample := func() (heapMB float64, dom memory.GetDOMCountersResult) {
+		if _, err := chromedp.Call(p, heapprofiler.CollectGarbage, cdp.Empty{}); err != nil {
+			b.Fatal(err)
+		}
+		u, err := chromedp.Call(p, cdpruntime.GetHeapUsage, cdp.Empty{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dom, err = chromedp.Call(p, memory.GetDOMCounters, cdp.Empty{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return u.UsedSize / (1 << 20), dom
+	}
+	// processed sums the per-minute counters since the start: attempts
+	// ended, and the failed ones.
+	processed := func() (int64, int64) {
+		st, err := l.a.store.Stats(start.Add(-time.Minute))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n, f int64
+		for _, m := range st {
+			n += m.Processed
+			f += m.Failed
+		}
+		return n, f
+	}
+	var rows []pageRow
+	n0, f0 := processed()
+	t0 := time.Now()
+	for m := 1; m <= minutes; m++ {
+		select {
+		case err := <-loadErr:
+			b.Fatalf("load stopped: %v", err)
+		case <-time.After(time.Until(start.Add(time.Duration(m) * time.Minute))):
+		}
+		n, f := processed()
+		now := time.Now()
+		secs := now.Sub(t0).Seconds()
+		heapMB, dom := sample()
+		rows = append(rows, pageRow{minute: m, heapMB: heapMB, nodes: dom.Nodes, listeners: dom.JsEventListeners,
+			jobsPerS: float64(n-n0) / secs, failPerS: float64(f-f0) / secs})
+		b.Logf("minute %d: heap %.2f MB, %d DOM nodes, %d listeners, %.0f jobs/s, %.1f failed/s",
+			m, heapMB, dom.Nodes, dom.JsEventListeners, float64(n-n0)/secs, float64(f-f0)/secs)
+		n0, f0, t0 = n, f, now
+	}
+	cancel()
+	if err := <-loadErr; err != nil && ctx.Err() == nil {
+		b.Fatal(err)
+	}
+	return rows
+}
+
+// pageLoad enqueues the page soak's load until ctx ends, and disables and
+// enables a schedule entry every 20 s.
+func pageLoad(ctx context.Context, l *figLive) error {
+	tick := time.NewTicker(pageTick)
+	defer tick.Stop()
+	errs := []string{"503 from bridge", "429 Too Many Requests", "connection refused"}
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		jobs := make([]queue.NewJob, pageJobsPerTick)
+		for i := range jobs {
+			jobs[i] = queue.NewJob{Class: "NoopJob", Queue: "default"}
+		}
+		if n%pageFailEvery == 0 {
+			jobs[0] = queue.NewJob{Class: "FailJob", Queue: "sync", MaxAttempts: 1,
+				Args: json.RawMessage(fmt.Sprintf(`{"message":%q}`, errs[n/pageFailEvery%len(errs)]))}
+		}
+		if _, err := l.a.store.EnqueueMany(ctx, jobs); err != nil {
+			return err
+		}
+		if every := int(20 * time.Second / pageTick); n%every == every-1 {
+			action := []string{"disable", "enable"}[n/every%2]
+			if err := postOK(l.base, "/api/v1/cron/queue_health_check/"+action); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// postOK posts an empty body with the token and checks for a 2xx.
+func postOK(base, path string) error {
+	req, _ := http.NewRequest("POST", base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST %s: %d", path, resp.StatusCode)
+	}
+	return nil
+}
+
+// writePageCSV writes the page soak's curve.
+func writePageCSV(path string, rows []pageRow) error {
+	var sb strings.Builder
+	sb.WriteString("minute,js_heap_mb_after_gc,dom_nodes,js_event_listeners,jobs_per_s,failed_per_s\n")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "%d,%.3f,%d,%d,%.0f,%.2f\n", r.minute, r.heapMB, r.nodes, r.listeners, r.jobsPerS, r.failPerS)
+	}
+	return os.WriteFile(path, []byte(sb.String()), 0o644)
 }
 
 // benchPage opens the dashboard logged in, in a browser of its own, and
