@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/r3labs/sse/v2"
@@ -24,7 +26,9 @@ import (
 // up (r3labs' default stops after 15 minutes), re-reads everything on every
 // (re)connect since events are not replayed, and stops at once with a
 // clear message when the token is refused (r3labs would retry a 401 like a
-// network error).
+// network error). When the server goes away the frame says so and why
+// ("server lost, reconnecting in 2s: connection refused") over the last
+// figures it read, until the server is back.
 
 // topPanels are the snapshot panels top shows.
 const topPanels = "totals,queues,lanes,rates,issues"
@@ -69,7 +73,9 @@ type top struct {
 	now   func() time.Time
 
 	mu     sync.Mutex
-	status string // "live", "reconnecting in 2s: …"
+	status string                // "live", "server lost, reconnecting in 2s: …"
+	last   *ui.DashboardSnapshot // the last snapshot read, drawn while the server is lost
+	lastAt time.Time
 }
 
 func (t *top) setStatus(s string) {
@@ -98,9 +104,15 @@ func (t *top) run(ctx context.Context) error {
 	bo.MaxInterval = 10 * time.Second
 	sc.ReconnectStrategy = backoff.WithContext(bo, ctx)
 	sc.ReconnectNotify = func(err error, next time.Duration) {
-		t.setStatus(fmt.Sprintf("reconnecting in %s: %v", next.Round(100*time.Millisecond), err))
+		t.setStatus(lostStatus(err, next))
 		mark()
 	}
+	// ended paces reconnecting after the server ended the stream cleanly
+	// (it stopped or restarted): r3labs takes that for a finished
+	// subscription and returns, so top subscribes again itself.
+	ended := backoff.NewExponentialBackOff()
+	ended.MaxElapsedTime = 0
+	ended.MaxInterval = bo.MaxInterval
 	sc.ResponseValidator = func(_ *sse.Client, resp *http.Response) error {
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -110,20 +122,38 @@ func (t *top) run(ctx context.Context) error {
 			return backoff.Permanent(fmt.Errorf("the server refused the token (%s): %s", resp.Status, strings.TrimSpace(string(body))))
 		case resp.StatusCode != http.StatusOK:
 			resp.Body.Close()
-			return fmt.Errorf("the event stream answered %s", resp.Status)
+			return &streamStatusError{resp.Status}
 		}
 		// (Re)connected: nothing was replayed, so read everything again.
+		ended.Reset()
 		t.setStatus("live")
 		mark()
 		return nil
 	}
 	subErr := make(chan error, 1)
 	go func() {
-		subErr <- sc.SubscribeRawWithContext(ctx, func(ev *sse.Event) {
-			if len(ev.Event) > 0 {
-				mark()
+		for {
+			err := sc.SubscribeRawWithContext(ctx, func(ev *sse.Event) {
+				if len(ev.Event) > 0 {
+					mark()
+				}
+			})
+			if err != nil || ctx.Err() != nil {
+				subErr <- err
+				return
 			}
-		})
+			next := ended.NextBackOff()
+			t.setStatus(lostStatus(errStreamEnded, next))
+			mark()
+			timer := time.NewTimer(next)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				subErr <- nil
+				return
+			case <-timer.C:
+			}
+		}
 	}()
 	t.setStatus("connecting")
 	mark()
@@ -153,11 +183,46 @@ func (t *top) run(ctx context.Context) error {
 			}
 		}
 		last = t.now()
-		if err := t.draw(ctx); err != nil && ctx.Err() == nil {
-			t.setStatus("error: " + err.Error())
+		if err := t.drawLive(ctx); err != nil && ctx.Err() == nil {
+			return err
 		}
 	}
 }
+
+// errStreamEnded is why top reconnects when the server ended the stream.
+var errStreamEnded = errors.New("the server closed the event stream")
+
+// lostStatus is the frame's status while top reconnects.
+func lostStatus(err error, next time.Duration) string {
+	var se *streamStatusError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("reconnecting in %s: %v", next.Round(100*time.Millisecond), err)
+	}
+	return fmt.Sprintf("server lost, reconnecting in %s: %s", next.Round(100*time.Millisecond), netReason(err))
+}
+
+// netReason is a network error without the request around it.
+func netReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the connection broke"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// streamStatusError is an event stream answer other than 200: the server
+// is there, and says why not.
+type streamStatusError struct{ status string }
+
+func (e *streamStatusError) Error() string { return "the event stream answered " + e.status }
 
 // draw reads the snapshot and writes one frame.
 func (t *top) draw(ctx context.Context) error {
@@ -167,12 +232,40 @@ func (t *top) draw(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	status := t.status
+	t.last, t.lastAt = &s, t.now()
 	t.mu.Unlock()
+	return t.write(&s, status)
+}
+
+// drawLive draws a frame; when the snapshot cannot be read it draws the
+// last one read, saying why and from when. Only a failing terminal is an
+// error.
+func (t *top) drawLive(ctx context.Context) error {
+	err := t.draw(ctx)
+	if err == nil || ctx.Err() != nil {
+		return nil
+	}
+	t.mu.Lock()
+	status, last, at := t.status, t.last, t.lastAt
+	t.mu.Unlock()
+	if status == "live" || status == "connecting" {
+		status = "cannot read the dashboard: " + netReason(err)
+	}
+	if last == nil {
+		last = &ui.DashboardSnapshot{}
+	} else {
+		status += " — figures from " + at.Format("15:04:05")
+	}
+	return t.write(last, status)
+}
+
+// write writes one frame.
+func (t *top) write(s *ui.DashboardSnapshot, status string) error {
 	var b bytes.Buffer
 	if t.clear {
 		b.WriteString("\x1b[H\x1b[2J")
 	}
-	renderTop(&b, &s, t.c.base, status, t.now())
+	renderTop(&b, s, t.c.base, status, t.now())
 	_, err := t.out.Write(b.Bytes())
 	return err
 }

@@ -33,13 +33,29 @@ func (f *frames) Write(p []byte) (int, error) {
 // waitFrame waits for a frame that matches re.
 func (f *frames) waitFrame(t *testing.T, what string, re *regexp.Regexp) string {
 	t.Helper()
+	_, fr := f.waitFrameAt(t, 0, what, re)
+	return fr
+}
+
+// waitFrameFrom waits for a frame from the from-th on that matches re, and
+// returns its index.
+func (f *frames) waitFrameFrom(t *testing.T, from int, what string, re *regexp.Regexp) int {
+	t.Helper()
+	at, _ := f.waitFrameAt(t, from, what, re)
+	return at
+}
+
+// waitFrameAt waits for a frame from the from-th on that matches re, and
+// returns its index and text.
+func (f *frames) waitFrameAt(t *testing.T, from int, what string, re *regexp.Regexp) (int, string) {
+	t.Helper()
 	ctx := deadline(t)
 	for {
 		f.mu.Lock()
-		for _, fr := range f.all {
-			if re.MatchString(fr) {
+		for i := from; i < len(f.all); i++ {
+			if fr := f.all[i]; re.MatchString(fr) {
 				f.mu.Unlock()
-				return fr
+				return i, fr
 			}
 		}
 		n := len(f.all)
@@ -54,6 +70,7 @@ func (f *frames) waitFrame(t *testing.T, what string, re *regexp.Regexp) string 
 			}
 			f.mu.Unlock()
 			t.Fatalf("no frame with %s in %d frames; the last:\n%s", what, n, last)
+			return 0, ""
 		}
 	}
 }
@@ -95,6 +112,59 @@ func TestTopRedrawsOnEvents(t *testing.T) {
 		t.Fatalf("top with a wrong token: %v", err)
 	}
 	t.Logf("refused after %s", time.Since(start))
+}
+
+// TestTopSurvivesServerRestart stops the real server under a running
+// conveyor top — once with SIGTERM (the server ends the event stream
+// cleanly) and once with SIGKILL (the connection breaks) — and starts it
+// again on the same port: each time the frame says the server is lost and
+// why, and top comes back live and redraws on the new server's events.
+func TestTopSurvivesServerRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := startServer(t, dir)
+	base := "http://" + srv.addr
+	out := &frames{wrote: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(deadline(t))
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"top", "--server", base, "--plain"}, envFunc("CONVEYOR_TOKEN="+testToken), out, out)
+	}()
+	from := out.waitFrameFrom(t, 0, "the live dashboard", regexp.MustCompile(`— live\n`))
+	lost := regexp.MustCompile(`— server lost, reconnecting in [0-9.]+m?s: [^\n]+`)
+	for _, stop := range []struct {
+		name string
+		do   func()
+	}{
+		{"SIGTERM", func() {
+			if err, _ := srv.terminate(); err != nil {
+				t.Fatalf("server exit: %v", err)
+			}
+		}},
+		{"SIGKILL", func() { srv.kill() }},
+	} {
+		stop.do()
+		at, fr := out.waitFrameAt(t, from, "the lost server after "+stop.name, lost)
+		t.Logf("after %s: %s", stop.name, lost.FindString(fr))
+		if !strings.Contains(fr, "QUEUE") {
+			t.Errorf("the lost frame after %s does not keep the last figures:\n%s", stop.name, fr)
+		}
+		srv = startServer(t, dir, "--listen", srv.addr)
+		from = out.waitFrameFrom(t, at+1, "the dashboard live again after "+stop.name, regexp.MustCompile(`— live\n`))
+		// Live on the new server: its events redraw the frame.
+		if code, err := srv.api(ctx, http.MethodPost, "/api/v1/queues/sync/pause", nil, nil); err != nil || code != http.StatusOK {
+			t.Fatalf("pause: %d %v", code, err)
+		}
+		from = out.waitFrameFrom(t, from, "sync paused, after "+stop.name, regexp.MustCompile(`(?m)— live\n[\s\S]*^sync \(paused\)`))
+		if code, err := srv.api(ctx, http.MethodPost, "/api/v1/queues/sync/resume", nil, nil); err != nil || code != http.StatusOK {
+			t.Fatalf("resume: %d %v", code, err)
+		}
+		from = out.waitFrameFrom(t, from+1, "sync resumed, after "+stop.name, regexp.MustCompile(`(?m)— live\n[\s\S]*^sync  `))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("top after Ctrl-C: %v", err)
+	}
 }
 
 func TestTopOnce(t *testing.T) {
