@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // JobOutcome is how a later attempt of a job that already has failures
@@ -157,37 +158,16 @@ var errRetryStateChanged = errors.New("data: retry state changed meanwhile")
 // retry could not be made. It returns ErrNotFound when there is no such
 // failure.
 func (db *DB) UpdateFailureRetryIf(ctx context.Context, id int64, from []RetryStatus, rs RetryState) (bool, error) {
-	if !rs.Status.Valid() {
-		return false, &FieldError{Field: "RetryState.Status", Reason: fmt.Sprintf("%q is not a retry status", rs.Status)}
-	}
-	if rs.Attempts < 0 {
-		return false, &FieldError{Field: "RetryState.Attempts", Reason: "must not be negative"}
-	}
-	if len(from) == 0 {
-		return false, &FieldError{Field: "from", Reason: "must name at least one status"}
-	}
-	for i, s := range from {
-		if !s.Valid() {
-			return false, &FieldError{Field: fmt.Sprintf("from[%d]", i), Reason: fmt.Sprintf("%q is not a retry status", s)}
-		}
+	if err := validRetryUpdate(RetryUpdate{ID: id, From: from, State: rs}); err != nil {
+		return false, err
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		var cur string
-		if err := tx.QueryRowContext(ctx, `SELECT retry_status FROM failures WHERE id = ?`, id).Scan(&cur); err != nil {
-			return notFound(err, "failure", id)
+		up, err := prepareRetryIf(ctx, tx)
+		if err != nil {
+			return err
 		}
-		ok := false
-		for _, s := range from {
-			ok = ok || string(s) == cur
-		}
-		if !ok {
-			return errRetryStateChanged
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE failures
-			SET retry_status = ?, retry_attempts = ?, last_retried_at = ?, retry_job_id = ?, retry_reason = ?
-			WHERE id = ?`,
-			string(rs.Status), rs.Attempts, ms(rs.LastRetriedAt), nullID(int64(rs.JobID)), rs.Reason, id)
-		return err
+		defer up.close()
+		return up.do(ctx, RetryUpdate{ID: id, From: from, State: rs})
 	})
 	switch {
 	case errors.Is(err, errRetryStateChanged):
@@ -196,4 +176,111 @@ func (db *DB) UpdateFailureRetryIf(ctx context.Context, id int64, from []RetrySt
 		return false, fmt.Errorf("data: update retry of failure %d: %w", id, err)
 	}
 	return true, nil
+}
+
+// RetryUpdate is one conditional change of a failure's retry state: State
+// replaces it when its status is one of From.
+type RetryUpdate struct {
+	ID    int64
+	From  []RetryStatus
+	State RetryState
+}
+
+// UpdateFailuresRetryIf does UpdateFailureRetryIf for each update in one
+// transaction, and reports for each whether it was made: false when the
+// failure's status was not one of its From, or there is no such failure.
+// A bulk retry claims a chunk of failures with it: one commit per chunk
+// instead of one per failure.
+func (db *DB) UpdateFailuresRetryIf(ctx context.Context, ups []RetryUpdate) ([]bool, error) {
+	for _, u := range ups {
+		if err := validRetryUpdate(u); err != nil {
+			return nil, err
+		}
+	}
+	done := make([]bool, len(ups))
+	if len(ups) == 0 {
+		return done, nil
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		clear(done)
+		up, err := prepareRetryIf(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer up.close()
+		for i, u := range ups {
+			err := up.do(ctx, u)
+			switch {
+			case err == nil:
+				done[i] = true
+			case errors.Is(err, errRetryStateChanged), errors.Is(err, ErrNotFound):
+			default:
+				return fmt.Errorf("data: update retry of failure %d: %w", u.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// validRetryUpdate checks an update's statuses and attempts.
+func validRetryUpdate(u RetryUpdate) error {
+	if !u.State.Status.Valid() {
+		return &FieldError{Field: "RetryState.Status", Reason: fmt.Sprintf("%q is not a retry status", u.State.Status)}
+	}
+	if u.State.Attempts < 0 {
+		return &FieldError{Field: "RetryState.Attempts", Reason: "must not be negative"}
+	}
+	if len(u.From) == 0 {
+		return &FieldError{Field: "from", Reason: "must name at least one status"}
+	}
+	for i, s := range u.From {
+		if !s.Valid() {
+			return &FieldError{Field: fmt.Sprintf("from[%d]", i), Reason: fmt.Sprintf("%q is not a retry status", s)}
+		}
+	}
+	return nil
+}
+
+// retryIf is the conditional retry-state update, prepared once in a
+// transaction (preparing the UPDATE, with the triggers on failures, costs
+// more than running it).
+type retryIf struct{ sel, upd *sql.Stmt }
+
+func prepareRetryIf(ctx context.Context, tx *sql.Tx) (*retryIf, error) {
+	sel, err := tx.PrepareContext(ctx, `SELECT retry_status FROM failures WHERE id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	upd, err := tx.PrepareContext(ctx, `UPDATE failures
+		SET retry_status = ?, retry_attempts = ?, last_retried_at = ?, retry_job_id = ?, retry_reason = ?
+		WHERE id = ?`)
+	if err != nil {
+		sel.Close()
+		return nil, err
+	}
+	return &retryIf{sel: sel, upd: upd}, nil
+}
+
+func (p *retryIf) close() {
+	p.sel.Close()
+	p.upd.Close()
+}
+
+// do makes one update: errRetryStateChanged when the status is not one of
+// u.From, ErrNotFound when there is no such failure.
+func (p *retryIf) do(ctx context.Context, u RetryUpdate) error {
+	var cur string
+	if err := p.sel.QueryRowContext(ctx, u.ID).Scan(&cur); err != nil {
+		return notFound(err, "failure", u.ID)
+	}
+	if !slices.Contains(u.From, RetryStatus(cur)) {
+		return errRetryStateChanged
+	}
+	rs := u.State
+	_, err := p.upd.ExecContext(ctx, string(rs.Status), rs.Attempts, ms(rs.LastRetriedAt), nullID(int64(rs.JobID)), rs.Reason, u.ID)
+	return err
 }

@@ -2,6 +2,7 @@ package data
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -188,5 +189,48 @@ func TestUpdateFailureRetryIf(t *testing.T) {
 		if _, err := db.UpdateFailureRetryIf(t.Context(), f.ID, bad.from, bad.rs); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", bad, err)
 		}
+	}
+}
+
+// TestUpdateFailuresRetryIf: the updates of one call are made in one
+// transaction, each only from its own statuses; a missing failure or a
+// status that changed is reported, not an error; an invalid update fails
+// the whole call before anything is written.
+func TestUpdateFailuresRetryIf(t *testing.T) {
+	t.Parallel()
+	db, c := setup(t)
+	r := settleRig{t, db}
+	at := c.Add(time.Minute)
+	fresh := r.fail(60, 1, RetryState{})
+	refused := r.fail(61, 1, RetryState{Status: RetryRefused, Reason: "no lane"})
+	queuedAlready := r.fail(62, 1, RetryState{Status: RetryQueued, Attempts: 1, JobID: 62})
+	claim := func(id int64, job uint64) RetryUpdate {
+		return RetryUpdate{ID: id, From: []RetryStatus{RetryNone, RetryRefused},
+			State: RetryState{Status: RetryQueued, Attempts: 1, LastRetriedAt: at, JobID: job}}
+	}
+	ups := []RetryUpdate{claim(fresh.ID, 60), claim(refused.ID, 61), claim(queuedAlready.ID, 99), claim(12345, 1)}
+	done, err := db.UpdateFailuresRetryIf(t.Context(), ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, false, false}; !slices.Equal(done, want) {
+		t.Errorf("done %v, want %v", done, want)
+	}
+	wantStatus(t, r.state(fresh.ID), RetryQueued, 1, 60, "")
+	wantStatus(t, r.state(refused.ID), RetryQueued, 1, 61, "")
+	wantStatus(t, r.state(queuedAlready.ID), RetryQueued, 1, 62, "")
+	if got := r.state(fresh.ID); !got.LastRetriedAt.Equal(at) {
+		t.Errorf("last retried at %v, want %v", got.LastRetriedAt, at)
+	}
+	// One invalid update: nothing is written.
+	other := r.fail(63, 1, RetryState{})
+	bad := claim(other.ID, 63)
+	bad.From = nil
+	if _, err := db.UpdateFailuresRetryIf(t.Context(), []RetryUpdate{claim(other.ID, 63), bad}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an invalid update: %v, want ErrInvalid", err)
+	}
+	wantStatus(t, r.state(other.ID), RetryNone, 0, 0, "")
+	if done, err := db.UpdateFailuresRetryIf(t.Context(), nil); err != nil || len(done) != 0 {
+		t.Errorf("no updates: %v %v", done, err)
 	}
 }

@@ -17,7 +17,9 @@ import (
 // retries or discards the jobs of one state (and queue, and class) in
 // chunks, each request doing at most a bounded number of jobs and answering
 // where to go on, so that the page stays responsive and shows progress on
-// a set of 100,000 jobs. Each chunk costs one queue commit.
+// a set of 100,000 jobs. Each chunk of 1,000 jobs costs one read of their
+// failures, one SQLite transaction (the retry claims and refusals) and one
+// queue commit (ops/failures.Retrier.RetryJobs).
 
 // Bulk limits.
 const (

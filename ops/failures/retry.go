@@ -209,6 +209,13 @@ type retryMode struct {
 	maxRetries int
 	// once, when set, lets each job be retried once (a batch retry).
 	once *jobOnce
+	// job, when set, is the queue's job of the failure, read by the
+	// caller, and the failure is its latest (RetryJobs): check neither
+	// reads the job again nor looks for a later failure.
+	job *queue.Job
+	// records, when set, collects the refusals to record instead of
+	// writing each one, for the caller to write in one transaction.
+	records *[]data.RetryUpdate
 }
 
 func (r *Retrier) retry(ctx context.Context, id int64, mode retryMode) (RetryResult, error) {
@@ -234,10 +241,14 @@ type retryPlan struct {
 
 // refusal builds a refusal and, when status is set, records it in the
 // failure's retry state (unless the state changed meanwhile).
-func (r *Retrier) refusal(ctx context.Context, f *data.Failure, reason RefusalReason, record data.RetryStatus, detail string) error {
+func (r *Retrier) refusal(ctx context.Context, f *data.Failure, mode retryMode, reason RefusalReason, record data.RetryStatus, detail string) error {
 	if record != "" {
 		rs := f.Retry
 		rs.Status, rs.Reason = record, detail
+		if mode.records != nil {
+			*mode.records = append(*mode.records, data.RetryUpdate{ID: f.ID, From: []data.RetryStatus{f.Retry.Status}, State: rs})
+			return &RefusedError{FailureID: f.ID, Reason: reason, Detail: detail}
+		}
 		ok, err := r.db.UpdateFailureRetryIf(ctx, f.ID, []data.RetryStatus{f.Retry.Status}, rs)
 		if err != nil {
 			return err
@@ -276,71 +287,77 @@ func statusRefusal(f *data.Failure, mode retryMode) *RefusedError {
 // check decides whether f may be retried now, and how.
 func (r *Retrier) check(ctx context.Context, f *data.Failure, mode retryMode) (retryPlan, error) {
 	if f.Kind == fault.Authentication {
-		return retryPlan{}, r.refusal(ctx, f, RefusedAuthentication, data.RetryRefused,
+		return retryPlan{}, r.refusal(ctx, f, mode, RefusedAuthentication, data.RetryRefused,
 			"authentication failures are never retried: fix the credentials, then enqueue the job again")
 	}
 	if !f.Retryable {
-		return retryPlan{}, r.refusal(ctx, f, RefusedNotRetryable, data.RetryRefused,
+		return retryPlan{}, r.refusal(ctx, f, mode, RefusedNotRetryable, data.RetryRefused,
 			"the failure is not retryable (its handler killed the job)")
 	}
 	if e := statusRefusal(f, mode); e != nil {
 		return retryPlan{}, e
 	}
 	if _, ok := r.reg.Lookup(f.Class); !ok {
-		return retryPlan{}, r.refusal(ctx, f, RefusedClassUnregistered, data.RetryRefused,
+		return retryPlan{}, r.refusal(ctx, f, mode, RefusedClassUnregistered, data.RetryRefused,
 			fmt.Sprintf("no handler is registered for class %s", f.Class))
 	}
 	if _, ok := r.topo.LaneOf(f.Queue); !ok {
-		return retryPlan{}, r.refusal(ctx, f, RefusedQueueUnserved, data.RetryRefused,
+		return retryPlan{}, r.refusal(ctx, f, mode, RefusedQueueUnserved, data.RetryRefused,
 			fmt.Sprintf("no lane serves queue %s", f.Queue))
 	}
 	if f.PipelineID != 0 {
 		done, err := r.db.PipelineTerminal(ctx, f.PipelineID)
 		switch {
 		case errors.Is(err, data.ErrNotFound):
-			return retryPlan{}, r.refusal(ctx, f, RefusedPipelineTerminal, data.RetryRefused,
+			return retryPlan{}, r.refusal(ctx, f, mode, RefusedPipelineTerminal, data.RetryRefused,
 				fmt.Sprintf("pipeline %d no longer exists", f.PipelineID))
 		case err != nil:
 			return retryPlan{}, err
 		case done:
-			return retryPlan{}, r.refusal(ctx, f, RefusedPipelineTerminal, data.RetryRefused,
+			return retryPlan{}, r.refusal(ctx, f, mode, RefusedPipelineTerminal, data.RetryRefused,
 				fmt.Sprintf("pipeline %d has finished", f.PipelineID))
 		}
 		if f.Step != "" {
 			done, err := r.db.StepTerminal(ctx, f.PipelineID, f.Step)
 			switch {
 			case errors.Is(err, data.ErrNotFound):
-				return retryPlan{}, r.refusal(ctx, f, RefusedStepTerminal, data.RetryRefused,
+				return retryPlan{}, r.refusal(ctx, f, mode, RefusedStepTerminal, data.RetryRefused,
 					fmt.Sprintf("step %q of pipeline %d no longer exists", f.Step, f.PipelineID))
 			case err != nil:
 				return retryPlan{}, err
 			case done:
-				return retryPlan{}, r.refusal(ctx, f, RefusedStepTerminal, data.RetryRefused,
+				return retryPlan{}, r.refusal(ctx, f, mode, RefusedStepTerminal, data.RetryRefused,
 					fmt.Sprintf("step %q of pipeline %d has finished", f.Step, f.PipelineID))
 			}
 		}
 	}
-	later, err := r.db.LaterFailure(ctx, f.JobID, f.Attempt)
-	if err != nil {
-		return retryPlan{}, err
+	var later int64
+	if mode.job == nil {
+		var err error
+		if later, err = r.db.LaterFailure(ctx, f.JobID, f.Attempt); err != nil {
+			return retryPlan{}, err
+		}
 	}
 	if later != 0 {
-		return retryPlan{}, r.refusal(ctx, f, RefusedSuperseded, data.RetrySuperseded,
+		return retryPlan{}, r.refusal(ctx, f, mode, RefusedSuperseded, data.RetrySuperseded,
 			fmt.Sprintf("a later attempt of job %d failed too: retry failure %d instead", f.JobID, later))
 	}
-	j, err := r.jobOf(f)
-	if err != nil {
-		return retryPlan{}, err
+	j := mode.job
+	if j == nil {
+		var err error
+		if j, err = r.jobOf(f); err != nil {
+			return retryPlan{}, err
+		}
 	}
 	var plan retryPlan
 	switch {
 	case j == nil:
 		if ArgsTruncated(f.Args) {
-			return retryPlan{}, r.refusal(ctx, f, RefusedArgsTruncated, data.RetryRefused,
+			return retryPlan{}, r.refusal(ctx, f, mode, RefusedArgsTruncated, data.RetryRefused,
 				fmt.Sprintf("job %d is gone and its args were too large to keep: enqueue it again by hand", f.JobID))
 		}
 	case j.State == queue.StateDone:
-		return retryPlan{}, r.refusal(ctx, f, RefusedJobSucceeded, data.RetrySuperseded,
+		return retryPlan{}, r.refusal(ctx, f, mode, RefusedJobSucceeded, data.RetrySuperseded,
 			fmt.Sprintf("job %d succeeded on attempt %d", j.ID, j.Attempt))
 	case j.State == queue.StateReady || j.State == queue.StateRunning:
 		return retryPlan{}, &RefusedError{FailureID: f.ID, Reason: RefusedJobPending,
@@ -418,27 +435,38 @@ func (r *Retrier) claim(ctx context.Context, f *data.Failure, plan retryPlan, mo
 	if mode.auto {
 		from = from[:1]
 	}
-	claim := data.RetryState{Status: data.RetryQueued, Attempts: f.Retry.Attempts + 1, LastRetriedAt: r.now()}
-	if plan.revive {
-		claim.JobID = f.JobID
-	}
+	claim := r.claimState(f, plan)
 	ok, err := r.db.UpdateFailureRetryIf(ctx, f.ID, from, claim)
 	if err != nil {
 		return RetryResult{}, err
 	}
 	if !ok {
-		// Another retry (or an outcome) changed the state since it was read.
-		g, err := r.db.FailureByID(ctx, f.ID)
-		if err != nil {
-			return RetryResult{}, err
-		}
-		if e := statusRefusal(g, retryMode{}); e != nil {
-			return RetryResult{}, e
-		}
-		return RetryResult{}, &RefusedError{FailureID: f.ID, Reason: RefusedAlreadyRetried, Detail: "another retry of it is in progress"}
+		return RetryResult{}, r.claimLost(ctx, f)
 	}
 	r.publish()
 	return RetryResult{FailureID: f.ID, Attempts: claim.Attempts}, nil
+}
+
+// claimState is the retry state a claim of f gives it.
+func (r *Retrier) claimState(f *data.Failure, plan retryPlan) data.RetryState {
+	claim := data.RetryState{Status: data.RetryQueued, Attempts: f.Retry.Attempts + 1, LastRetriedAt: r.now()}
+	if plan.revive {
+		claim.JobID = f.JobID
+	}
+	return claim
+}
+
+// claimLost explains a claim of f that lost: another retry (or an outcome)
+// changed its state since it was read.
+func (r *Retrier) claimLost(ctx context.Context, f *data.Failure) error {
+	g, err := r.db.FailureByID(ctx, f.ID)
+	if err != nil {
+		return err
+	}
+	if e := statusRefusal(g, retryMode{}); e != nil {
+		return e
+	}
+	return &RefusedError{FailureID: f.ID, Reason: RefusedAlreadyRetried, Detail: "another retry of it is in progress"}
 }
 
 // undo gives the failure back the retry state it had before claim, and

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"fmt"
-	"sync"
 	"time"
 
 	"conveyor/data"
@@ -19,61 +18,101 @@ import (
 // state records the retry. A job with no recorded failure (a scheduled job,
 // or a failure the capture did not write) is refused when its lane killed
 // it as not retryable (lanes.KilledNotRetryable), since that is all the
-// queue knows of its last error. The jobs that may be retried are made
-// ready in one queue transaction per queue.MaxBulk jobs, so a bulk retry
-// costs one commit per chunk rather than one per job.
+// queue knows of its last error.
+//
+// The work is batched so that a bulk retry of 100,000 jobs costs a few
+// hundred commits, not 100,000: per chunk of up to 1,000 jobs, one read of
+// their latest failures, one SQLite transaction that claims the failures
+// to retry and records the refusals, and one queue transaction per
+// queue.MaxBulk jobs that makes them ready. (A failure whose job is gone is
+// retried as a new job, one at a time, as Retry does.)
 //
 // It returns each job's error: nil when the job is ready again, a
 // *RefusedError when the rules refuse it, queue.ErrWrongState or
 // queue.ErrRunning when its state does not allow a retry.
 func (r *Retrier) RetryJobs(ctx context.Context, jobs []*queue.Job) []error {
 	errs := make([]error, len(jobs))
+	for start := 0; start < len(jobs); start += retryJobsChunk {
+		end := min(len(jobs), start+retryJobsChunk)
+		r.retryChunk(ctx, jobs[start:end], errs[start:end])
+	}
+	return errs
+}
+
+// retryJobsChunk is how many jobs RetryJobs decides with one read and one
+// SQLite transaction.
+const retryJobsChunk = 1000
+
+// retryChunk does RetryJobs for one chunk, writing each job's error in errs.
+func (r *Retrier) retryChunk(ctx context.Context, jobs []*queue.Job, errs []error) {
 	ids := make([]uint64, len(jobs))
 	for i, j := range jobs {
 		ids[i] = j.ID
 	}
-	latest, err := r.latestFailures(ctx, ids)
+	latest, err := r.db.LatestFailures(ctx, ids)
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
+		return
 	}
-	// Decide and claim, a few at a time: each check reads SQLite and the
-	// queue, and each claim is a small SQLite write.
+	// Decide each job in memory; the refusals to record and the claims
+	// are written together below.
 	type revive struct {
-		i int
-		f *data.Failure // nil: no failure to claim
+		i  int
+		f  *data.Failure // nil: no failure to claim
+		up int           // the claim's index in ups
 	}
 	var (
-		mu      sync.Mutex
-		revives []revive
-		wg      sync.WaitGroup
-		next    = make(chan int)
+		revives []revive // to make ready, their failures claimed
+		claims  []revive
+		ups     []data.RetryUpdate
 	)
-	for range min(retryWorkers, len(jobs)) {
-		wg.Go(func() {
-			for i := range next {
-				j, f := jobs[i], latest[jobs[i].ID]
-				if f != nil && !FailureOfJob(f, j) {
-					f = nil
-				}
-				rv, err := r.decideJob(ctx, j, f)
-				if err != nil || rv == nil {
-					errs[i] = err
-					continue
-				}
-				mu.Lock()
-				revives = append(revives, revive{i: i, f: rv.f})
-				mu.Unlock()
+	mode := retryMode{records: &ups}
+	for i, j := range jobs {
+		f := latest[j.ID]
+		if f != nil && !FailureOfJob(f, j) {
+			f = nil
+		}
+		if f == nil {
+			switch {
+			case lanes.KilledNotRetryable(j):
+				errs[i] = &RefusedError{JobID: j.ID, Reason: RefusedNotRetryable,
+					Detail: fmt.Sprintf("job %d was killed as not retryable (discarded, or an authentication failure) and its failure is not recorded: enqueue it again by hand if it should run", j.ID)}
+			case j.State != queue.StateDead && j.State != queue.StateRetry && j.State != queue.StateScheduled:
+				errs[i] = fmt.Errorf("%w: job %d is %s", queue.ErrWrongState, j.ID, j.State)
+			default:
+				revives = append(revives, revive{i: i})
 			}
-		})
+			continue
+		}
+		mode.job = j
+		plan, err := r.check(ctx, f, mode)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case !plan.revive: // not expected: the job is there
+			_, errs[i] = r.act(ctx, f, plan, retryMode{})
+		default:
+			claims = append(claims, revive{i: i, f: f, up: len(ups)})
+			ups = append(ups, data.RetryUpdate{ID: f.ID, From: []data.RetryStatus{data.RetryNone, data.RetryRefused},
+				State: r.claimState(f, plan)})
+		}
 	}
-	for i := range jobs {
-		next <- i
+	if len(ups) > 0 {
+		done, err := r.db.UpdateFailuresRetryIf(ctx, ups)
+		for _, c := range claims {
+			switch {
+			case err != nil:
+				errs[c.i] = err
+			case done[c.up]:
+				revives = append(revives, c)
+			default:
+				errs[c.i] = r.claimLost(ctx, c.f)
+			}
+		}
+		r.publish()
 	}
-	close(next)
-	wg.Wait()
 
 	for start := 0; start < len(revives); start += queue.MaxBulk {
 		chunk := revives[start:min(len(revives), start+queue.MaxBulk)]
@@ -96,54 +135,6 @@ func (r *Retrier) RetryJobs(ctx context.Context, jobs []*queue.Job) []error {
 			errs[rv.i] = e
 		}
 	}
-	return errs
-}
-
-// decided is a job RetryJobs may make ready; f is its failure, claimed.
-type decided struct{ f *data.Failure }
-
-// decideJob applies the rules to one job: it returns the job to make ready
-// (with its failure claimed), nil and nil when the retry was made another
-// way (a new job), or the refusal.
-func (r *Retrier) decideJob(ctx context.Context, j *queue.Job, f *data.Failure) (*decided, error) {
-	if f == nil {
-		if lanes.KilledNotRetryable(j) {
-			return nil, &RefusedError{JobID: j.ID, Reason: RefusedNotRetryable,
-				Detail: fmt.Sprintf("job %d was killed as not retryable (discarded, or an authentication failure) and its failure is not recorded: enqueue it again by hand if it should run", j.ID)}
-		}
-		if j.State != queue.StateDead && j.State != queue.StateRetry && j.State != queue.StateScheduled {
-			return nil, fmt.Errorf("%w: job %d is %s", queue.ErrWrongState, j.ID, j.State)
-		}
-		return &decided{}, nil
-	}
-	plan, err := r.check(ctx, f, retryMode{})
-	if err != nil {
-		return nil, err
-	}
-	if !plan.revive {
-		_, err := r.act(ctx, f, plan, retryMode{})
-		return nil, err
-	}
-	if _, err := r.claim(ctx, f, plan, retryMode{}); err != nil {
-		return nil, err
-	}
-	return &decided{f: f}, nil
-}
-
-// latestFailures looks up the jobs' latest failures in chunks.
-func (r *Retrier) latestFailures(ctx context.Context, ids []uint64) (map[uint64]*data.Failure, error) {
-	out := map[uint64]*data.Failure{}
-	const chunk = 1000
-	for start := 0; start < len(ids); start += chunk {
-		m, err := r.db.LatestFailures(ctx, ids[start:min(len(ids), start+chunk)])
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out, nil
 }
 
 // FailureOfJob reports whether failure f is of job j and not of an earlier
