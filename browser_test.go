@@ -20,6 +20,8 @@ import (
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"conveyor/data"
+	"conveyor/ops/events"
 	"conveyor/queue"
 )
 
@@ -435,6 +437,55 @@ func TestBrowserDashboardIsLive(t *testing.T) {
 	p.until("sync's size", `(function(){const r=document.querySelector('#queues tr[data-queue="sync"]');return !!r && r.children[2].textContent.trim()==="3" && r.textContent.includes("paused");})()`)
 	p.stillSamePage()
 	p.clean("dashboard")
+}
+
+// TestBrowserAccountsLive: an account added over the API and profiles
+// written as the jobs write them (the database, then profiles_table_changed
+// on the bus) appear on the open accounts page without a reload; the
+// profiles table is paged by the server, and the page the operator is on
+// refreshes in place.
+func TestBrowserAccountsLive(t *testing.T) {
+	t.Parallel()
+	l := startLiveApp(t)
+	p := openPage(t, l)
+	p.do(chromedp.Navigate(l.base + "/admin/accounts"))
+	p.live()
+	p.markPage()
+	var acct struct{ ID int64 }
+	if st := l.api("POST", "/api/v1/accounts", map[string]any{"username": "live_account"}, &acct); st != http.StatusCreated {
+		t.Fatalf("create account: %d", st)
+	}
+	p.until("the new account", fmt.Sprintf(`!!document.querySelector('#accounts tr[data-account="%d"]')`, acct.ID))
+	addProfiles := func(from, n int) {
+		t.Helper()
+		ps := make([]*data.Profile, n)
+		for i := range ps {
+			ps[i] = &data.Profile{AccountID: acct.ID, Username: fmt.Sprintf("profile_%03d", from+i)}
+		}
+		if err := l.a.storage.db.UpsertProfiles(context.Background(), ps); err != nil {
+			t.Fatal(err)
+		}
+		l.a.bus.Publish(events.TopicProfiles)
+	}
+	rows := `document.querySelectorAll("#profiles tbody tr").length`
+	rangeText := `((document.getElementById("profiles-range") || {}).textContent || "")`
+	addProfiles(0, 60)
+	p.until("the first page of 60 profiles", rows+` === 50 && `+rangeText+` === "1–50 of 60"`)
+	p.stillSamePage()
+	p.clean("accounts, first page")
+	// The second page (its link), then a profile more: it refreshes in
+	// place.
+	p.do(chromedp.Navigate(eval[string](p, `document.getElementById("profiles-next").href`)))
+	p.live()
+	p.until("the second page", rows+` === 10 && `+rangeText+` === "51–60 of 60"`)
+	p.markPage()
+	addProfiles(60, 1)
+	p.until("the second page with a profile more", rows+` === 11 && `+rangeText+` === "51–61 of 61"`)
+	p.stillSamePage()
+	if !strings.Contains(eval[string](p, `location.search`), "profiles_page=2") {
+		t.Errorf("the page left the second page: %s", eval[string](p, `location.href`))
+	}
+	p.clean("accounts, second page")
 }
 
 func TestBrowserPauseAndQuietFromThePage(t *testing.T) {

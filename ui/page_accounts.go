@@ -2,6 +2,7 @@ package ui
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -11,7 +12,7 @@ import (
 // Sizes of the accounts screen.
 const (
 	accountsShown = 500
-	profilesShown = 100
+	profilesShown = 50 // profiles a page of the profiles table
 )
 
 // accountsPageData is the accounts screen's own data.
@@ -19,7 +20,29 @@ type accountsPageData struct {
 	Accounts      []accountRow
 	Profiles      []*data.Profile
 	ProfilesTotal int
+	ProfilesPage  pager
 	Error         string
+}
+
+// pager is a page of a table paged by the server: rows From to To (from
+// 1) of Total, and the numbers of the pages before and after (0: none).
+type pager struct {
+	From, To, Total int
+	Prev, Next      int
+}
+
+func newPager(page, size, shown, total int) pager {
+	p := pager{Total: total}
+	if shown > 0 {
+		p.From, p.To = (page-1)*size+1, (page-1)*size+shown
+	}
+	if page > 1 {
+		p.Prev = page - 1
+	}
+	if page*size < total {
+		p.Next = page + 1
+	}
+	return p
 }
 
 // accountRow is an account as GET /api/v1/accounts shows it, with its
@@ -53,14 +76,27 @@ func newAccountRow(a *data.Account) accountRow {
 	return row
 }
 
+// maxProfilesPage bounds ?profiles_page= (an offset SQLite walks).
+const maxProfilesPage = 100_000
+
 // accountsPage serves /admin/accounts: the accounts with their automation
-// switches and continuous-processing state, and the profiles table, which
-// profiles_table_changed refreshes.
+// switches and continuous-processing state, and the profiles table, paged
+// (?profiles_page=N, newest updated first), which profiles_table_changed
+// refreshes in place on the page the operator is on.
 func (s *Server) accountsPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	panel, ok := panelParam(r, "accounts", "profiles")
 	if !ok {
 		s.writeError(w, r, malformed("panel", "no panel %q on this page", panel))
 		return
+	}
+	pageNo := 1
+	if v := r.URL.Query().Get("profiles_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxProfilesPage {
+			s.writeError(w, r, malformed("profiles_page", "want a page number from 1 to %d (got %q)", maxProfilesPage, v))
+			return
+		}
+		pageNo = n
 	}
 	var d accountsPageData
 	db, err := s.accountsDB()
@@ -79,10 +115,12 @@ func (s *Server) accountsPage(w http.ResponseWriter, r *http.Request, _ httprout
 			}
 		}
 		if panel == "" || panel == "profiles" {
-			if d.Profiles, d.ProfilesTotal, err = db.FindProfiles(ctx, data.ProfileFilter{Limit: profilesShown}); err != nil {
+			f := data.ProfileFilter{Limit: profilesShown, Offset: (pageNo - 1) * profilesShown}
+			if d.Profiles, d.ProfilesTotal, err = db.FindProfiles(ctx, f); err != nil {
 				s.log.Error("accounts page: profiles", "err", err)
 				_, _, d.Error = classify(err)
 			}
+			d.ProfilesPage = newPager(pageNo, profilesShown, len(d.Profiles), d.ProfilesTotal)
 		}
 	}
 	frag := ""

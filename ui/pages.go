@@ -170,14 +170,18 @@ func (s *Server) templateFuncs(ps *pageSet) template.FuncMap {
 		"secs":   func(sec float64) string { return human(time.Duration(sec * float64(time.Second))) },
 		"json":   func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
 		"pretty": prettyJSON,
-		"query": func(kv ...string) string {
+		// query builds the query of a link, written after a fixed path and
+		// "?" ("/admin/jobs?{{query …}}"). It is a template.URL because
+		// html/template would query-escape a plain string there, "=" and
+		// "&" included; url.Values.Encode has escaped every value already.
+		"query": func(kv ...string) template.URL {
 			q := url.Values{}
 			for i := 0; i+1 < len(kv); i += 2 {
 				if kv[i+1] != "" {
 					q.Set(kv[i], kv[i+1])
 				}
 			}
-			return q.Encode()
+			return template.URL(q.Encode())
 		},
 		"cut": cutText,
 		"plural": func(n any, one, many string) string {

@@ -162,3 +162,23 @@ func TestStaticFiles(t *testing.T) {
 		t.Errorf("a missing file: %d", rp.status)
 	}
 }
+
+// TestPageLinksCarryTheirQuery: links built with the templates' query
+// helper keep their "=" and "&" — html/template query-escapes a plain
+// string after "?", which turned /admin/jobs?state=ready&queue=sync into
+// /admin/jobs?queue%3dsync%26state%3dready, a link that filters nothing.
+func TestPageLinksCarryTheirQuery(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOpts{pool: true})
+	for _, c := range []struct{ path, want string }{
+		{"/admin/background_jobs?panel=queues", `href="/admin/jobs?queue=default&amp;state=ready"`},
+	} {
+		rp := r.call("GET", c.path, "")
+		if rp.status != http.StatusOK || !strings.Contains(string(rp.body), c.want) {
+			t.Errorf("%s: %d, want %s in\n%s", c.path, rp.status, c.want, rp.body)
+		}
+	}
+	if rp := r.call("GET", "/admin/accounts?profiles_page=0", ""); rp.status != http.StatusBadRequest {
+		t.Errorf("profiles_page=0: %d", rp.status)
+	}
+}
