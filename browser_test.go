@@ -435,6 +435,10 @@ func TestBrowserDashboardIsLive(t *testing.T) {
 		l.enqueue(map[string]any{"class": "NoopJob", "queue": "sync"})
 	}
 	p.until("sync's size", `(function(){const r=document.querySelector('#queues tr[data-queue="sync"]');return !!r && r.children[2].textContent.trim()==="3" && r.textContent.includes("paused");})()`)
+	// The schedule says each cron line in words beside it.
+	if w := eval[string](p, `(document.querySelector('#cron tr[data-entry="queue_health_check"] .cron-words') || {}).textContent || ""`); w != "every minute" {
+		t.Errorf("queue_health_check's cron line in words: %q, want %q", w, "every minute")
+	}
 	p.stillSamePage()
 	p.clean("dashboard")
 }

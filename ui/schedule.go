@@ -84,6 +84,7 @@ type schedulerJSON struct {
 type cronEntryJSON struct {
 	Name         string          `json:"name"`
 	Cron         string          `json:"cron"`
+	CronWords    string          `json:"cron_words"` // the line in words ("every 5 minutes"); "" for the shapes cron.Describe leaves alone
 	Zone         string          `json:"zone"`
 	Class        string          `json:"class"`
 	Queue        string          `json:"queue"`
@@ -134,7 +135,7 @@ func schedulerView(h cron.Health) schedulerJSON {
 
 func cronEntryView(v cron.View) cronEntryJSON {
 	out := cronEntryJSON{
-		Name: v.Name, Cron: v.Line, Zone: v.Zone, Class: v.Class, Queue: v.Queue, Description: v.Description,
+		Name: v.Name, Cron: v.Line, CronWords: cron.Describe(v.Line), Zone: v.Zone, Class: v.Class, Queue: v.Queue, Description: v.Description,
 		Args: v.Args, Status: v.Status, Enabled: v.Enabled, EnabledBy: v.EnabledBy,
 		Unavailable: v.Unavailable, Ended: v.Ended, Missed: string(v.Policy),
 		Since: stamp(v.Since), LastTick: stamp(v.LastTick), LastFire: stamp(v.LastFire),
