@@ -361,6 +361,15 @@ func (p *page) click(sel string) {
 // markPage marks the document, so that stillSamePage can tell a reload.
 func (p *page) markPage() { eval[bool](p, `window.__same_page = true`) }
 
+// openLive opens path, waits for its live stream and marks the page, for
+// stillSamePage.
+func (p *page) openLive(path string) {
+	p.t.Helper()
+	p.do(chromedp.Navigate(p.app.base + path))
+	p.live()
+	p.markPage()
+}
+
 // stillSamePage fails the test when the page was reloaded since markPage.
 func (p *page) stillSamePage() {
 	p.t.Helper()
@@ -452,9 +461,7 @@ func TestBrowserAccountsLive(t *testing.T) {
 	t.Parallel()
 	l := startLiveApp(t)
 	p := openPage(t, l)
-	p.do(chromedp.Navigate(l.base + "/admin/accounts"))
-	p.live()
-	p.markPage()
+	p.openLive("/admin/accounts")
 	var acct struct{ ID int64 }
 	if st := l.api("POST", "/api/v1/accounts", map[string]any{"username": "live_account"}, &acct); st != http.StatusCreated {
 		t.Fatalf("create account: %d", st)
@@ -536,9 +543,7 @@ func TestBrowserFailuresTable(t *testing.T) {
 	t.Parallel()
 	l := startLiveApp(t)
 	p := openPage(t, l)
-	p.do(chromedp.Navigate(l.base + "/admin/background_jobs/failures"))
-	p.live()
-	p.markPage()
+	p.openLive("/admin/background_jobs/failures")
 	rows := `document.querySelectorAll("#failures-table .tabulator-row")`
 	if n := eval[int](p, rows+`.length`); n != 0 {
 		t.Fatalf("%d rows before any failure", n)
