@@ -139,7 +139,11 @@ func writeEntry(w io.Writer, e Entry, known Known, now time.Time) int {
 		status = "disabled"
 	}
 	fmt.Fprintf(w, "%s  %s\n", e.Name, status)
-	fmt.Fprintf(w, "  cron:   %s\n", e.Line)
+	if words := Describe(e.Line); words != "" {
+		fmt.Fprintf(w, "  cron:   %s (%s)\n", e.Line, words)
+	} else {
+		fmt.Fprintf(w, "  cron:   %s\n", e.Line)
+	}
 	fmt.Fprintf(w, "  zone:   %s\n", e.location())
 	fmt.Fprintf(w, "  class:  %s\n", e.Class)
 	queue := e.Queue
