@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/heapprofiler"
 	"github.com/chromedp/cdproto/memory"
+	"github.com/chromedp/cdproto/network"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -482,6 +483,12 @@ func benchPage(b *testing.B, l *figLive) (context.Context, func()) {
 	b.Cleanup(closeAll)
 	if err := chromedp.Do(ctx, chromedp.Navigate(l.base+"/admin/login"), chromedp.SendKeys(chromedp.ID("secret"), testToken),
 		chromedp.Click(chromedp.ID("login")), chromedp.WaitVisible(chromedp.CSS("#live.on"))); err != nil {
+		b.Fatal(err)
+	}
+	// chromedp turns DevTools' network domain on, which keeps every
+	// response body for the inspector inside the renderer; an operator's
+	// tab has no DevTools attached, so the soak turns it off.
+	if _, err := chromedp.Call(ctx, network.Disable, cdp.Empty{}); err != nil {
 		b.Fatal(err)
 	}
 	return ctx, closeAll
