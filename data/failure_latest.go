@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// maxLatestJobs bounds the job ids one LatestFailures call takes (SQLite's
-// bound-parameter limit is 32,766).
+// maxLatestJobs bounds the ids one LatestFailures or FailuresByIDs call
+// takes (SQLite's bound-parameter limit is 32,766).
 const maxLatestJobs = 10_000
 
 // LatestFailures returns, for each of jobIDs that has failures, the failure
@@ -55,4 +55,37 @@ func (db *DB) IssueByFingerprint(ctx context.Context, fingerprint string) (*Issu
 		return nil, notFound(err, "issue with fingerprint", fingerprint)
 	}
 	return is, nil
+}
+
+// FailuresByIDs returns the failures of ids that exist, keyed by id: a
+// retry of all matching failures reads each chunk with it in one query. At
+// most 10,000 ids a call.
+func (db *DB) FailuresByIDs(ctx context.Context, ids []int64) (map[int64]*Failure, error) {
+	out := make(map[int64]*Failure, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if len(ids) > maxLatestJobs {
+		return nil, &FieldError{Field: "ids", Reason: fmt.Sprintf("at most %d a call (got %d)", maxLatestJobs, len(ids))}
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+failureColumns+` FROM failures WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("data: failures by id: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		f, err := scanFailure(rows)
+		if err != nil {
+			return nil, fmt.Errorf("data: failures by id: %w", err)
+		}
+		out[f.ID] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("data: failures by id: %w", err)
+	}
+	return out, nil
 }

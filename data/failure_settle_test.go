@@ -153,6 +153,31 @@ func TestLaterFailureAndRetryJob(t *testing.T) {
 	}
 }
 
+func TestFailuresByIDs(t *testing.T) {
+	t.Parallel()
+	db, _ := setup(t)
+	r := settleRig{t, db}
+	a := r.fail(60, 1, RetryState{})
+	b := r.fail(61, 2, RetryState{Status: RetryRefused, Reason: "no"})
+	got, err := db.FailuresByIDs(t.Context(), []int64{b.ID, 9999, a.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[a.ID] == nil || got[b.ID] == nil || got[9999] != nil {
+		t.Fatalf("failures by id: %v, want %d and %d only", got, a.ID, b.ID)
+	}
+	if f := got[b.ID]; f.JobID != 61 || f.Attempt != 2 || f.Retry.Status != RetryRefused || f.Retry.Reason != "no" || f.ErrorMessage != "boom" {
+		t.Errorf("failure %d read back as %+v", b.ID, f)
+	}
+	if got, err := db.FailuresByIDs(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("no ids: %v %v", got, err)
+	}
+	var fe *FieldError
+	if _, err := db.FailuresByIDs(t.Context(), make([]int64, maxLatestJobs+1)); !errors.As(err, &fe) || fe.Field != "ids" {
+		t.Errorf("too many ids: %v, want a FieldError on ids", err)
+	}
+}
+
 func TestUpdateFailureRetryIf(t *testing.T) {
 	t.Parallel()
 	db, c := setup(t)
