@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -494,6 +496,46 @@ func benchPage(b *testing.B, l *figLive) (context.Context, func()) {
 	return ctx, closeAll
 }
 
+// deadJobsRig starts the whole app with n dead FailJobs in queue sync,
+// their failures captured, and its lanes parked (quiet), so that retried
+// jobs wait as ready instead of failing again.
+func deadJobsRig(b *testing.B, n int) *figLive {
+	dir := b.TempDir()
+	getenv := envFunc("CONVEYOR_TOKEN=" + testToken)
+	st, err := serveSettings([]string{"--data", dir, "--listen", "127.0.0.1:0", "--replica", "off"}, getenv, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st.Queue.DeadLimit = 2 * n
+	a, err := newApp(context.Background(), st, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard, getenv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := a.start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	l := &figLive{liveApp: &liveApp{a: a, base: "http://" + a.addr()}, tb: b}
+	sub := a.store.Subscribe()
+	for i := 0; i < n; i += 5000 {
+		jobs := make([]queue.NewJob, 5000)
+		for k := range jobs {
+			jobs[k] = queue.NewJob{Class: "FailJob", Queue: "sync", MaxAttempts: 1, Args: json.RawMessage(`{"message":"503 from bridge"}`)}
+		}
+		if _, err := a.store.EnqueueMany(context.Background(), jobs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for a.store.Counts()[queue.StateDead] < int64(n) {
+		<-sub.C
+	}
+	sub.Close()
+	a.failures.capture.Flush(context.Background())
+	a.failures.writer.Flush(context.Background())
+	// Park the lanes: retried jobs wait as ready instead of failing again.
+	a.pool.SetQuiet(true)
+	return l
+}
+
 // BenchmarkDashboardBulk100k retries, then discards, 100,000 dead jobs the
 // way the jobs screen does: POST /api/v1/jobs/bulk in requests of 2,000
 // jobs until it says there is no more. Each job's latest failure is
@@ -502,39 +544,7 @@ func benchPage(b *testing.B, l *figLive) (context.Context, func()) {
 func BenchmarkDashboardBulk100k(b *testing.B) {
 	const n = 100_000
 	for b.Loop() {
-		dir := b.TempDir()
-		getenv := envFunc("CONVEYOR_TOKEN=" + testToken)
-		st, err := serveSettings([]string{"--data", dir, "--listen", "127.0.0.1:0", "--replica", "off"}, getenv, io.Discard)
-		if err != nil {
-			b.Fatal(err)
-		}
-		st.Queue.DeadLimit = 2 * n
-		a, err := newApp(context.Background(), st, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard, getenv)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := a.start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		l := &figLive{liveApp: &liveApp{a: a, base: "http://" + a.addr()}, tb: b}
-		sub := a.store.Subscribe()
-		for i := 0; i < n; i += 5000 {
-			jobs := make([]queue.NewJob, 5000)
-			for k := range jobs {
-				jobs[k] = queue.NewJob{Class: "FailJob", Queue: "sync", MaxAttempts: 1, Args: json.RawMessage(`{"message":"503 from bridge"}`)}
-			}
-			if _, err := a.store.EnqueueMany(context.Background(), jobs); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for a.store.Counts()[queue.StateDead] < n {
-			<-sub.C
-		}
-		sub.Close()
-		a.failures.capture.Flush(context.Background())
-		a.failures.writer.Flush(context.Background())
-		// Park the lanes: retried jobs wait as ready instead of failing again.
-		a.pool.SetQuiet(true)
+		l := deadJobsRig(b, n)
 		for _, action := range []string{"retry", "discard"} {
 			state := "dead"
 			if action == "discard" {
@@ -576,6 +586,70 @@ func BenchmarkDashboardBulk100k(b *testing.B) {
 			b.ReportMetric(float64(per[len(per)/2].Milliseconds()), action+"-p50-ms-per-2000")
 			b.ReportMetric(float64(per[len(per)-1].Milliseconds()), action+"-max-ms-per-2000")
 		}
+		l.stop()
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFailuresRetryAll100k retries 100,000 failures the way the
+// failures screen's "retry all matching" does: POST /api/v1/failures/retry
+// with the screen's filter (queue sync), following next_after_id and
+// until_id until the answer says there is no more. It reports the time per
+// request (the page shows progress between them) and the whole.
+func BenchmarkFailuresRetryAll100k(b *testing.B) {
+	const n = 100_000
+	for b.Loop() {
+		l := deadJobsRig(b, n)
+		var per []time.Duration
+		start := time.Now()
+		var after, until int64
+		queued, examined := 0, 0
+		for {
+			form := url.Values{"filter[0][field]": {"queue"}, "filter[0][value]": {"sync"}, "after_id": {strconv.FormatInt(after, 10)}}
+			if until != 0 {
+				form.Set("until_id", strconv.FormatInt(until, 10))
+			}
+			req, _ := http.NewRequest("POST", l.base+"/api/v1/failures/retry", strings.NewReader(form.Encode()))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			t0 := time.Now()
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out struct {
+				Examined int   `json:"examined"`
+				Queued   int   `json:"queued"`
+				Next     int64 `json:"next_after_id"`
+				Until    int64 `json:"until_id"`
+				More     bool  `json:"more"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Fatalf("retry all: %d %v", resp.StatusCode, err)
+			}
+			per = append(per, time.Since(t0))
+			queued += out.Queued
+			examined += out.Examined
+			after, until = out.Next, out.Until
+			if !out.More {
+				break
+			}
+		}
+		total := time.Since(start)
+		if queued != n || examined != n {
+			b.Fatalf("retry all: queued %d, examined %d of %d", queued, examined, n)
+		}
+		// (The schedule's jobs wait as ready too: at least n.)
+		if ready := l.a.store.Counts()[queue.StateReady]; ready < int64(n) {
+			b.Fatalf("after retry all: %d jobs ready, want at least %d", ready, n)
+		}
+		slices.Sort(per)
+		b.ReportMetric(total.Seconds(), "total-s")
+		b.ReportMetric(float64(per[len(per)/2].Milliseconds()), "p50-ms-per-request")
+		b.ReportMetric(float64(per[len(per)-1].Milliseconds()), "max-ms-per-request")
+		b.ReportMetric(float64(len(per)), "requests")
 		l.stop()
 	}
 	b.ReportMetric(0, "ns/op")

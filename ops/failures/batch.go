@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -81,16 +82,16 @@ func (r *Retrier) RetryMatching(ctx context.Context, ff data.FailureFilter, afte
 		return res, nil
 	}
 	ff.Conds = append(slices.Clip(ff.Conds), data.Cond{Field: data.FieldID, Op: data.OpLe, Value: res.Until, Param: "until_id"})
-	mode := retryMode{once: &jobOnce{}}
+	once := &jobOnce{}
 	for res.Examined < limit {
-		ids, err := r.db.FailureIDs(ctx, ff, res.Next, min(retryChunk, limit-res.Examined))
+		ids, err := r.db.FailureIDs(ctx, ff, res.Next, min(bulkRetryChunk, limit-res.Examined))
 		if err != nil {
 			return res, err
 		}
 		if len(ids) == 0 {
 			return res, nil
 		}
-		errs := r.retryAll(ctx, ids, mode)
+		errs := r.retryFailures(ctx, ids, once)
 		for i, err := range errs {
 			res.add(err)
 			if err != nil && !errors.Is(err, ErrRetryRefused) {
@@ -129,6 +130,79 @@ func (o *jobOnce) claim(id uint64) bool {
 	}
 	o.jobs[id] = true
 	return true
+}
+
+// retryFailures retries, by hand, the failures ids (a chunk of at most
+// 1,000) with each job at most once (once), and returns each one's error.
+// It decides each failure in memory from its row, its job and its job's
+// latest failure, checked as Retry checks them, and settles the chunk at
+// once; failures whose job the queue no longer holds go through Retry's
+// path, which enqueues a new job.
+func (r *Retrier) retryFailures(ctx context.Context, ids []int64, once *jobOnce) []error {
+	errs := make([]error, len(ids))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	fs, err := r.db.FailuresByIDs(ctx, ids)
+	if err != nil {
+		return fail(err)
+	}
+	jobIDs := make([]uint64, 0, len(fs))
+	for _, f := range fs {
+		if f.JobID != 0 {
+			jobIDs = append(jobIDs, f.JobID)
+		}
+	}
+	latest, err := r.db.LatestFailures(ctx, jobIDs)
+	if err != nil {
+		return fail(err)
+	}
+	var (
+		claims []pendingRetry
+		ups    []data.RetryUpdate
+		gone   []int // failures whose job is gone: one at a time
+	)
+	for i, id := range ids {
+		f := fs[id]
+		if f == nil { // deleted since it was listed
+			errs[i] = fmt.Errorf("failures: failure %d: %w", id, data.ErrNotFound)
+			continue
+		}
+		j, err := r.jobOf(f)
+		switch {
+		case err != nil:
+			errs[i] = err
+			continue
+		case j == nil:
+			gone = append(gone, i)
+			continue
+		}
+		plan, err := r.check(ctx, f, retryMode{once: once, job: j, latest: latest[f.JobID], records: &ups})
+		switch {
+		case err != nil:
+			errs[i] = err
+		case !plan.revive: // not expected: the job is there
+			errs[i] = fmt.Errorf("failures: retry failure %d: job %d is there but cannot be revived", f.ID, f.JobID)
+		case !once.claim(f.JobID):
+			errs[i] = alreadyInThisRequest(f)
+		default:
+			claims = append(claims, r.claimRecord(&ups, i, f, plan))
+		}
+	}
+	r.settle(ctx, ups, claims, nil, errs)
+	if len(gone) > 0 {
+		gids := make([]int64, len(gone))
+		for k, i := range gone {
+			gids[k] = ids[i]
+		}
+		for k, err := range r.retryAll(ctx, gids, retryMode{once: once}) {
+			errs[gone[k]] = err
+		}
+	}
+	return errs
 }
 
 // retryAll retries ids with a few workers and returns each one's error.

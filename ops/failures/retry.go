@@ -35,8 +35,11 @@ const (
 	// DefaultRetryAllLimit is the most failures one RetryMatching call
 	// looks at.
 	DefaultRetryAllLimit = 1000
-	// retryChunk is how many failure ids are read at a time.
+	// retryChunk is how many failure ids an automatic run reads at a time.
 	retryChunk = 200
+	// bulkRetryChunk is how many jobs RetryJobs, or failures
+	// RetryMatching, decides with one read and one SQLite transaction.
+	bulkRetryChunk = 1000
 	// retryWorkers retry failures of one chunk concurrently, so that their
 	// enqueues share the queue's commits.
 	retryWorkers = 4
@@ -210,9 +213,14 @@ type retryMode struct {
 	// once, when set, lets each job be retried once (a batch retry).
 	once *jobOnce
 	// job, when set, is the queue's job of the failure, read by the
-	// caller, and the failure is its latest (RetryJobs): check neither
-	// reads the job again nor looks for a later failure.
+	// caller: check does not read it again. Unless latest is set too, the
+	// failure is the job's latest (RetryJobs) and check does not look for
+	// a later failure.
 	job *queue.Job
+	// latest, when set, is the latest failure of the failure's job, read
+	// by the caller (RetryMatching): a later attempt's failure supersedes
+	// the one checked.
+	latest *data.Failure
 	// records, when set, collects the refusals to record instead of
 	// writing each one, for the caller to write in one transaction.
 	records *[]data.RetryUpdate
@@ -228,10 +236,15 @@ func (r *Retrier) retry(ctx context.Context, id int64, mode retryMode) (RetryRes
 		return RetryResult{}, err
 	}
 	if mode.once != nil && f.JobID != 0 && !mode.once.claim(f.JobID) {
-		return RetryResult{}, &RefusedError{FailureID: f.ID, Reason: RefusedAlreadyRetried,
-			Detail: fmt.Sprintf("job %d was retried by this request already", f.JobID)}
+		return RetryResult{}, alreadyInThisRequest(f)
 	}
 	return r.act(ctx, f, plan, mode)
+}
+
+// alreadyInThisRequest refuses f: a batch retry retried its job already.
+func alreadyInThisRequest(f *data.Failure) error {
+	return &RefusedError{FailureID: f.ID, Reason: RefusedAlreadyRetried,
+		Detail: fmt.Sprintf("job %d was retried by this request already", f.JobID)}
 }
 
 // retryPlan is what check decided: revive the job, or enqueue a new one.
@@ -332,7 +345,12 @@ func (r *Retrier) check(ctx context.Context, f *data.Failure, mode retryMode) (r
 		}
 	}
 	var later int64
-	if mode.job == nil {
+	switch {
+	case mode.latest != nil:
+		if mode.latest.Attempt > f.Attempt {
+			later = mode.latest.ID
+		}
+	case mode.job == nil:
 		var err error
 		if later, err = r.db.LaterFailure(ctx, f.JobID, f.Attempt); err != nil {
 			return retryPlan{}, err

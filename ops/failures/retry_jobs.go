@@ -32,16 +32,12 @@ import (
 // queue.ErrRunning when its state does not allow a retry.
 func (r *Retrier) RetryJobs(ctx context.Context, jobs []*queue.Job) []error {
 	errs := make([]error, len(jobs))
-	for start := 0; start < len(jobs); start += retryJobsChunk {
-		end := min(len(jobs), start+retryJobsChunk)
+	for start := 0; start < len(jobs); start += bulkRetryChunk {
+		end := min(len(jobs), start+bulkRetryChunk)
 		r.retryChunk(ctx, jobs[start:end], errs[start:end])
 	}
 	return errs
 }
-
-// retryJobsChunk is how many jobs RetryJobs decides with one read and one
-// SQLite transaction.
-const retryJobsChunk = 1000
 
 // retryChunk does RetryJobs for one chunk, writing each job's error in errs.
 func (r *Retrier) retryChunk(ctx context.Context, jobs []*queue.Job, errs []error) {
@@ -57,15 +53,10 @@ func (r *Retrier) retryChunk(ctx context.Context, jobs []*queue.Job, errs []erro
 		return
 	}
 	// Decide each job in memory; the refusals to record and the claims
-	// are written together below.
-	type revive struct {
-		i  int
-		f  *data.Failure // nil: no failure to claim
-		up int           // the claim's index in ups
-	}
+	// are written together by settle.
 	var (
-		revives []revive // to make ready, their failures claimed
-		claims  []revive
+		revives []pendingRetry // jobs without a failure to claim
+		claims  []pendingRetry
 		ups     []data.RetryUpdate
 	)
 	mode := retryMode{records: &ups}
@@ -82,7 +73,7 @@ func (r *Retrier) retryChunk(ctx context.Context, jobs []*queue.Job, errs []erro
 			case j.State != queue.StateDead && j.State != queue.StateRetry && j.State != queue.StateScheduled:
 				errs[i] = fmt.Errorf("%w: job %d is %s", queue.ErrWrongState, j.ID, j.State)
 			default:
-				revives = append(revives, revive{i: i})
+				revives = append(revives, pendingRetry{i: i, job: j.ID})
 			}
 			continue
 		}
@@ -94,11 +85,36 @@ func (r *Retrier) retryChunk(ctx context.Context, jobs []*queue.Job, errs []erro
 		case !plan.revive: // not expected: the job is there
 			_, errs[i] = r.act(ctx, f, plan, retryMode{})
 		default:
-			claims = append(claims, revive{i: i, f: f, up: len(ups)})
-			ups = append(ups, data.RetryUpdate{ID: f.ID, From: []data.RetryStatus{data.RetryNone, data.RetryRefused},
-				State: r.claimState(f, plan)})
+			claims = append(claims, r.claimRecord(&ups, i, f, plan))
 		}
 	}
+	r.settle(ctx, ups, claims, revives, errs)
+}
+
+// pendingRetry is a retry decided in memory: job i of a chunk, to be made
+// ready, and its failure f claimed for it by the update ups[up] (f nil:
+// there is no failure to claim).
+type pendingRetry struct {
+	i   int
+	job uint64
+	f   *data.Failure
+	up  int
+}
+
+// claimRecord adds to ups the claim of failure f (from none or refused to
+// queued), for chunk entry i, and returns the pending retry it makes.
+func (r *Retrier) claimRecord(ups *[]data.RetryUpdate, i int, f *data.Failure, plan retryPlan) pendingRetry {
+	*ups = append(*ups, data.RetryUpdate{ID: f.ID, From: []data.RetryStatus{data.RetryNone, data.RetryRefused},
+		State: r.claimState(f, plan)})
+	return pendingRetry{i: i, job: f.JobID, f: f, up: len(*ups) - 1}
+}
+
+// settle ends a chunk decided in memory: it writes ups (the claims and the
+// refusals to record) in one SQLite transaction, then makes ready, in one
+// queue transaction per queue.MaxBulk jobs, the jobs of revives and of the
+// claims that won, undoing the claim of a job the queue would not revive.
+// Each entry's error goes to errs[entry.i].
+func (r *Retrier) settle(ctx context.Context, ups []data.RetryUpdate, claims, revives []pendingRetry, errs []error) {
 	if len(ups) > 0 {
 		done, err := r.db.UpdateFailuresRetryIf(ctx, ups)
 		for _, c := range claims {
@@ -113,12 +129,11 @@ func (r *Retrier) retryChunk(ctx context.Context, jobs []*queue.Job, errs []erro
 		}
 		r.publish()
 	}
-
 	for start := 0; start < len(revives); start += queue.MaxBulk {
 		chunk := revives[start:min(len(revives), start+queue.MaxBulk)]
 		cids := make([]uint64, len(chunk))
 		for k, rv := range chunk {
-			cids[k] = jobs[rv.i].ID
+			cids[k] = rv.job
 		}
 		out, err := r.store.RetryNowMany(ctx, cids)
 		for k, rv := range chunk {

@@ -442,3 +442,146 @@ func TestRetryMatchingRetriesAJobOnce(t *testing.T) {
 		t.Errorf("%d jobs enqueued, want 2", n)
 	}
 }
+
+// TestRetryMatchingAppliesRetrysRules: a retry of all matching failures,
+// which decides a chunk at once, refuses and records exactly what Retry
+// does one failure at a time, for failures whose job the queue holds (the
+// batched path) and whose job is gone (Retry's path).
+func TestRetryMatchingAppliesRetrysRules(t *testing.T) {
+	t.Parallel()
+	r := newFailRig(t, failRigOpts{})
+	ctx := t.Context()
+	done := &data.Pipeline{Kind: "sync", Status: data.StatusSucceeded}
+	running := &data.Pipeline{Kind: "sync"}
+	if err := r.db.CreatePipeline(ctx, done, "fetch"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.CreatePipeline(ctx, running, "fetch", "store"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.SetStepStatus(ctx, running.ID, "fetch", data.StatusSucceeded, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The failure's job: dead (""), none in the queue (gone), or in a state.
+	const gone = "gone"
+	states := map[string]queue.State{"done": queue.StateDone, "ready": queue.StateReady, "retry": queue.StateRetry, "scheduled": queue.StateScheduled}
+	cases := []struct {
+		name string
+		f    data.Failure
+		job  string
+		// want is the refusal, "" a retry; recorded the retry state's
+		// status after it ("" unchanged).
+		want     RefusalReason
+		recorded data.RetryStatus
+	}{
+		{"authentication", data.Failure{Kind: fault.Authentication}, "", RefusedAuthentication, data.RetryRefused},
+		{"authentication, job gone", data.Failure{Kind: fault.Authentication}, gone, RefusedAuthentication, data.RetryRefused},
+		{"not retryable", data.Failure{Kind: fault.Runtime}, "", RefusedNotRetryable, data.RetryRefused},
+		{"already retried", data.Failure{Retryable: true, Retry: data.RetryState{Status: data.RetryQueued, JobID: 5}}, "", RefusedAlreadyRetried, ""},
+		{"already succeeded", data.Failure{Retryable: true, Retry: data.RetryState{Status: data.RetrySucceeded, JobID: 5}}, "", RefusedAlreadySucceeded, ""},
+		{"superseded before", data.Failure{Retryable: true, Retry: data.RetryState{Status: data.RetrySuperseded, Reason: "x"}}, "", RefusedSuperseded, ""},
+		{"class unregistered", data.Failure{Retryable: true, Class: "RetiredJob"}, gone, RefusedClassUnregistered, data.RetryRefused},
+		{"queue unserved", data.Failure{Retryable: true, Queue: "nowhere"}, gone, RefusedQueueUnserved, data.RetryRefused},
+		{"pipeline finished", data.Failure{Retryable: true, PipelineID: done.ID}, "", RefusedPipelineTerminal, data.RetryRefused},
+		{"pipeline gone", data.Failure{Retryable: true, PipelineID: 4242}, "", RefusedPipelineTerminal, data.RetryRefused},
+		{"step finished", data.Failure{Retryable: true, PipelineID: running.ID, Step: "fetch"}, "", RefusedStepTerminal, data.RetryRefused},
+		{"step gone", data.Failure{Retryable: true, PipelineID: running.ID, Step: "publish"}, "", RefusedStepTerminal, data.RetryRefused},
+		{"job succeeded", data.Failure{Retryable: true, Attempt: 1}, "done", RefusedJobSucceeded, data.RetrySuperseded},
+		{"job ready", data.Failure{Retryable: true, Queue: "profiles"}, "ready", RefusedJobPending, ""},
+		{"args truncated, job gone", data.Failure{Retryable: true, Args: capArgs(rawJSON(`{"a":"0123456789"}`), 8)}, gone, RefusedArgsTruncated, data.RetryRefused},
+		{"dead job revived", data.Failure{Retryable: true, Attempt: 1}, "", "", data.RetryQueued},
+		{"retrying job made ready", data.Failure{Retryable: true, Attempt: 1}, "retry", "", data.RetryQueued},
+		{"scheduled job made ready", data.Failure{Retryable: true}, "scheduled", "", data.RetryQueued},
+		{"refused before, retried by hand", data.Failure{Retryable: true, Attempt: 1, Retry: data.RetryState{Status: data.RetryRefused, Reason: "x"}}, "", "", data.RetryQueued},
+		{"job gone, enqueued again", data.Failure{Retryable: true, Args: rawJSON(`{"page":1}`)}, gone, "", data.RetryQueued},
+	}
+	ids := make([]int64, len(cases))
+	jobs := make([]uint64, len(cases))
+	wantReasons := map[RefusalReason]int{}
+	for i, c := range cases {
+		f := c.f
+		if f.Queue == "" {
+			f.Queue = "default"
+		}
+		switch c.job {
+		case gone:
+			f.JobID = 800_000 + uint64(i)
+		case "":
+			f.JobID = r.jobIn(lanes.NoopJob, f.Queue, queue.StateDead).ID
+		default:
+			f.JobID = r.jobIn(lanes.NoopJob, f.Queue, states[c.job]).ID
+		}
+		f.ErrorMessage = fmt.Sprintf("case %d", i)
+		r.insert(&f)
+		ids[i], jobs[i] = f.ID, f.JobID
+		if c.want != "" {
+			wantReasons[c.want]++
+		}
+	}
+	// A dead job with two failed attempts: the first is superseded by the
+	// second, which is retried; and a dead job with two failures of one
+	// attempt (run again after a crash): one retry, one refusal.
+	twice := r.jobIn(lanes.NoopJob, "default", queue.StateDead)
+	first := &data.Failure{JobID: twice.ID, Attempt: 1, Retryable: true, ErrorMessage: "attempt 1"}
+	second := &data.Failure{JobID: twice.ID, Attempt: 2, Retryable: true, ErrorMessage: "attempt 2"}
+	crashed := r.jobIn(lanes.NoopJob, "default", queue.StateDead)
+	dupA := &data.Failure{JobID: crashed.ID, Attempt: 1, Retryable: true, ErrorMessage: "crash a"}
+	dupB := &data.Failure{JobID: crashed.ID, Attempt: 1, Retryable: true, ErrorMessage: "crash b"}
+	r.insert(first, second, dupA, dupB)
+	wantReasons[RefusedSuperseded]++
+	wantReasons[RefusedAlreadyRetried]++
+
+	before := map[int64]data.RetryState{}
+	for _, f := range r.failures() {
+		before[f.ID] = f.Retry
+	}
+	res, err := r.retrier.RetryMatching(ctx, data.FailureFilter{}, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantQueued := 0
+	for _, c := range cases {
+		if c.want == "" {
+			wantQueued++
+		}
+	}
+	wantQueued += 2 // second, and one of dupA and dupB
+	if res.Queued != wantQueued || res.Errors != 0 || res.More || res.Examined != len(cases)+4 {
+		t.Errorf("retry all %+v, want %d queued of %d, no errors", res, wantQueued, len(cases)+4)
+	}
+	for reason, n := range wantReasons {
+		if res.Reasons[reason] != n {
+			t.Errorf("%d refused as %s, want %d (all: %v)", res.Reasons[reason], reason, n, res.Reasons)
+		}
+	}
+	for i, c := range cases {
+		after := r.failure(ids[i]).Retry
+		switch {
+		case c.recorded == "" && after != before[ids[i]]:
+			t.Errorf("%s: retry state changed from %+v to %+v", c.name, before[ids[i]], after)
+		case c.recorded == data.RetryQueued:
+			if after.Status != data.RetryQueued || after.Attempts != before[ids[i]].Attempts+1 || after.JobID == 0 {
+				t.Errorf("%s: retry state %+v, want queued with a job", c.name, after)
+			} else if st := r.job(after.JobID).State; st != queue.StateReady {
+				t.Errorf("%s: its retry's job %d is %s, want ready", c.name, after.JobID, st)
+			}
+		case c.recorded != "" && (after.Status != c.recorded || after.Reason == "" || after.Attempts != before[ids[i]].Attempts):
+			t.Errorf("%s: retry state %+v, want %s with the refusal's detail", c.name, after, c.recorded)
+		}
+	}
+	if got := r.failure(first.ID).Retry; got.Status != data.RetrySuperseded || got.Reason != fmt.Sprintf("a later attempt of job %d failed too: retry failure %d instead", twice.ID, second.ID) {
+		t.Errorf("attempt 1 of job %d: %+v, want superseded by failure %d", twice.ID, got, second.ID)
+	}
+	if got := r.failure(second.ID).Retry; got.Status != data.RetryQueued || got.JobID != twice.ID {
+		t.Errorf("attempt 2 of job %d: %+v, want queued", twice.ID, got)
+	}
+	a, b := r.failure(dupA.ID).Retry, r.failure(dupB.ID).Retry
+	if (a.Status == data.RetryQueued) == (b.Status == data.RetryQueued) {
+		t.Errorf("two failures of one attempt of job %d: %+v and %+v, want exactly one queued", crashed.ID, a, b)
+	}
+	for _, id := range []uint64{twice.ID, crashed.ID} {
+		if st := r.job(id).State; st != queue.StateReady {
+			t.Errorf("job %d is %s, want ready", id, st)
+		}
+	}
+}
