@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"conveyor/data"
+	"conveyor/internal/procenv"
 	"conveyor/lanes"
 	"conveyor/ops/fault"
 	"conveyor/queue"
@@ -54,6 +57,7 @@ const (
 //	  - name: NightlyReportJob
 //	    queue: maintenance
 //	    command: [/usr/local/bin/report, --fast]   # args JSON on stdin
+//	    pass_env: [REPORT_BUCKET]                   # besides PATH, HOME, LANG…
 type DeclaredConfig struct {
 	Name        string   `yaml:"name"`
 	Queue       string   `yaml:"queue"`
@@ -62,6 +66,10 @@ type DeclaredConfig struct {
 	Args        string   `yaml:"args"`
 	HTTP        *HTTPRun `yaml:"http"`
 	Command     Argv     `yaml:"command"`
+	// PassEnv names the variables of Conveyor's environment a command
+	// gets besides procenv.Base (never the rest: CONVEYOR_TOKEN, cloud
+	// credentials).
+	PassEnv Argv `yaml:"pass_env"`
 }
 
 // HTTPRun is a declared class run by an HTTP call.
@@ -79,6 +87,7 @@ type DeclaredClass struct {
 	FreeForm    bool // args: any JSON; else none
 	HTTP        *HTTPRun
 	Command     []string
+	PassEnv     []string
 }
 
 // ParseDeclared checks the configuration file's declarations. An error
@@ -132,6 +141,15 @@ func ParseDeclared(cfgs []DeclaredConfig) ([]DeclaredClass, error) {
 		if len(c.Command) > 0 && strings.TrimSpace(c.Command[0]) == "" {
 			return nil, bad("command", "the program is empty")
 		}
+		if len(c.PassEnv) > 0 && len(c.Command) == 0 {
+			return nil, bad("pass_env", "only a command gets an environment")
+		}
+		for _, name := range c.PassEnv {
+			if !procenv.ValidName(name) {
+				return nil, bad("pass_env", "%q is not a variable name", name)
+			}
+		}
+		d.PassEnv = slices.Clone(c.PassEnv)
 		out = append(out, d)
 	}
 	return out, nil
@@ -259,7 +277,8 @@ func (w *limitedBuffer) String() string {
 
 // runCommand runs a declared command: the job's args as JSON on stdin,
 // CONVEYOR_JOB_ID, CONVEYOR_JOB_CLASS and CONVEYOR_JOB_ATTEMPT in its
-// environment, stdout and stderr captured together. Exit 0 is done;
+// environment with procenv.Base and the class's pass_env (and nothing
+// else of Conveyor's: not its token), stdout and stderr captured together. Exit 0 is done;
 // ExitTransient (75) transient; ExitAuthentication (77) authentication;
 // any other status runtime. The class's timeout (the job's context) kills
 // it; that counts as transient.
@@ -272,8 +291,8 @@ func (c *Catalog) runCommand(ctx context.Context, job *queue.Job, d DeclaredClas
 	cmd.Stdin = bytes.NewReader(stdin)
 	out := &limitedBuffer{max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(cmd.Environ(), "CONVEYOR_JOB_ID="+strconv.FormatUint(job.ID, 10), "CONVEYOR_JOB_CLASS="+job.Class,
-		"CONVEYOR_JOB_ATTEMPT="+strconv.Itoa(job.Attempt))
+	cmd.Env = procenv.Build(os.LookupEnv, [][2]string{{"CONVEYOR_JOB_ID", strconv.FormatUint(job.ID, 10)},
+		{"CONVEYOR_JOB_CLASS", job.Class}, {"CONVEYOR_JOB_ATTEMPT", strconv.Itoa(job.Attempt)}}, d.PassEnv)
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err := cmd.Run()

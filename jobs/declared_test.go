@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,6 +151,62 @@ exit 0
 	err = r.Perform(r.Enqueue(lanes.JobRequest{Class: "MissingJob"}))
 	if !isKilled(err) {
 		t.Fatalf("a missing program: %v, want a discard", err)
+	}
+}
+
+// TestDeclaredCommandEnvironment: a declared command gets the harmless
+// base variables, the ones its pass_env names and its job's, never the
+// rest of Conveyor's environment (its API token, cloud credentials).
+func TestDeclaredCommandEnvironment(t *testing.T) {
+	t.Setenv("CONVEYOR_TOKEN", "secret-token")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret")
+	t.Setenv("REPORT_BUCKET", "reports")
+	t.Setenv("LANG", "C.UTF-8")
+	ds, err := jobs.ParseDeclared([]jobs.DeclaredConfig{
+		{Name: "EnvJob", Queue: "maintenance", Command: jobs.Argv{"/usr/bin/env"}, PassEnv: jobs.Argv{"REPORT_BUCKET"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := jobs.NewRig(t, t.TempDir(), func(o *jobs.Options) {})
+	if err := r.Cat.RegisterDeclared(ds); err != nil {
+		t.Fatal(err)
+	}
+	j := r.Enqueue(lanes.JobRequest{Class: "EnvJob"})
+	if err := r.Perform(j); err != nil {
+		t.Fatal(err)
+	}
+	calls, err := r.DB.JobCalls(context.Background(), j.ID)
+	if err != nil || len(calls) != 1 {
+		t.Fatalf("calls %+v %v", calls, err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(calls[0].Output), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		env[k] = v
+	}
+	want := map[string]string{"REPORT_BUCKET": "reports", "LANG": "C.UTF-8", "PATH": os.Getenv("PATH"),
+		"CONVEYOR_JOB_ID": strconv.FormatUint(j.ID, 10), "CONVEYOR_JOB_CLASS": "EnvJob", "CONVEYOR_JOB_ATTEMPT": strconv.Itoa(j.Attempt)}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s=%q in the command's environment, want %q", k, env[k], v)
+		}
+	}
+	for _, k := range []string{"CONVEYOR_TOKEN", "AWS_SECRET_ACCESS_KEY"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("the command got %s", k)
+		}
+	}
+	for _, c := range []struct {
+		cfg  jobs.DeclaredConfig
+		want string
+	}{
+		{jobs.DeclaredConfig{Name: "BadEnvJob", Command: jobs.Argv{"/bin/true"}, PassEnv: jobs.Argv{"NOT-A-NAME"}}, `job class BadEnvJob: pass_env: "NOT-A-NAME" is not a variable name`},
+		{jobs.DeclaredConfig{Name: "HookJob", HTTP: &jobs.HTTPRun{URL: "http://127.0.0.1:9/x"}, PassEnv: jobs.Argv{"HOME"}}, "job class HookJob: pass_env: only a command gets an environment"},
+	} {
+		if _, err := jobs.ParseDeclared([]jobs.DeclaredConfig{c.cfg}); err == nil || err.Error() != c.want {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
 	}
 }
 

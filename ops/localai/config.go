@@ -8,7 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"conveyor/internal/procenv"
 )
 
 // The environment variables that configure local AI (the seed's names).
@@ -32,7 +33,7 @@ const (
 // Everything else — CONVEYOR_TOKEN, cloud credentials — is left out unless
 // Config.PassEnv names it. The commands also get LOCAL_AI_URL,
 // LOCAL_AI_HEALTH_PATH and OLLAMA_URL as Conveyor resolved them.
-var BaseEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"}
+var BaseEnv = procenv.Base
 
 // Defaults for Config's zero fields.
 const (
@@ -188,31 +189,12 @@ func (c Config) WithEnv(getenv func(string) string) (Config, error) {
 		c.UseMicroservice = &b
 	}
 	if v, ok := get(EnvPassEnv); ok {
-		c.PassEnv = ParseEnvNames(v)
+		c.PassEnv = procenv.ParseNames(v)
 	}
 	c = c.WithDefaults()
 	return c, c.Validate()
 }
 
-// ParseEnvNames splits a list of variable names separated by commas or
-// white space (LOCAL_AI_PASS_ENV).
-func ParseEnvNames(v string) []string {
-	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
-}
-
-// validEnvName reports whether name is a portable environment variable
-// name: a letter or underscore, then letters, digits and underscores.
-func validEnvName(name string) bool {
-	for i, r := range name {
-		switch {
-		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return name != ""
-}
 
 // WithDefaults returns c with its zero fields set to the defaults.
 func (c Config) WithDefaults() Config {
@@ -247,7 +229,7 @@ func (c Config) Validate() error {
 		return &SettingError{Name: EnvStart, Value: string(c.Start), Reason: "want auto, true or false"}
 	}
 	for _, name := range c.PassEnv {
-		if !validEnvName(name) {
+		if !procenv.ValidName(name) {
 			return &SettingError{Name: EnvPassEnv, Value: strings.Join(c.PassEnv, ","),
 				Reason: fmt.Sprintf("%q is not a variable name (letters, digits and _, not starting with a digit)", name)}
 		}

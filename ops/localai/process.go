@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"conveyor/internal/procenv"
 )
 
 // start does Start's work; the caller holds opMu and the lock file.
@@ -120,25 +121,7 @@ func (s *Supervisor) launch(ctx context.Context) error {
 // resolved; never the rest of Conveyor's environment, which holds its API
 // token and perhaps cloud credentials.
 func (s *Supervisor) commandEnv() []string {
-	var env []string
-	seen := map[string]bool{}
-	add := func(name, v string) {
-		if !seen[name] {
-			seen[name] = true
-			env = append(env, name+"="+v)
-		}
-	}
-	for _, kv := range [][2]string{{EnvURL, s.cfg.URL}, {EnvHealthPath, s.cfg.HealthPath}, {EnvOllamaURL, s.cfg.OllamaURL}} {
-		if kv[1] != "" {
-			add(kv[0], kv[1])
-		}
-	}
-	for _, name := range slices.Concat(BaseEnv, s.cfg.PassEnv) {
-		if v, ok := os.LookupEnv(name); ok {
-			add(name, v)
-		}
-	}
-	return env
+	return procenv.Build(os.LookupEnv, [][2]string{{EnvURL, s.cfg.URL}, {EnvHealthPath, s.cfg.HealthPath}, {EnvOllamaURL, s.cfg.OllamaURL}}, s.cfg.PassEnv)
 }
 
 // waitHealthy polls health until it passes, LOCAL_AI_START_TIMEOUT passes,
