@@ -195,7 +195,6 @@ func (c Config) WithEnv(getenv func(string) string) (Config, error) {
 	return c, c.Validate()
 }
 
-
 // WithDefaults returns c with its zero fields set to the defaults.
 func (c Config) WithDefaults() Config {
 	c.HealthPath = cmp.Or(c.HealthPath, DefaultHealthPath)
