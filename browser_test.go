@@ -144,14 +144,21 @@ func (l *liveApp) requests(part string) []string {
 
 func startLiveApp(t *testing.T, env ...string) *liveApp {
 	t.Helper()
+	return startLiveAppWith(t, failpoints{}, []string{"--replica", "off"}, env...)
+}
+
+// startLiveAppWith is startLiveApp with the app's test hooks and more serve
+// flags.
+func startLiveAppWith(t *testing.T, fp failpoints, args []string, env ...string) *liveApp {
+	t.Helper()
 	getenv := envFunc(append([]string{"CONVEYOR_TOKEN=" + testToken}, env...)...)
-	st, err := serveSettings([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0", "--replica", "off"}, getenv, io.Discard)
+	st, err := serveSettings(append([]string{"--data", t.TempDir(), "--listen", "127.0.0.1:0"}, args...), getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.ShutdownTimeout = time.Second
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx := context.WithoutCancel(t.Context())
+	ctx := withFailpoints(context.WithoutCancel(t.Context()), fp)
 	a, err := newApp(ctx, st, log, io.Discard, getenv)
 	if err != nil {
 		t.Fatal(err)
