@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -254,7 +255,25 @@ func decodeConfig(b []byte, fc *fileConfig) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(fc); err != nil && !errors.Is(err, io.EOF) {
+		if line := badCharLine(b); line > 0 && !strings.Contains(err.Error(), "line ") {
+			return fmt.Errorf("line %d: %w", line, err) // the YAML reader names none
+		}
 		return err
+	}
+	// The decoder reads one document: refuse another rather than ignore it
+	// (an empty one, as a trailing "---" starts, holds nothing).
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if n := more.Content; len(n) > 0 && n[0].ShortTag() != "!!null" {
+			return fmt.Errorf("line %d: a second YAML document (after ---): the configuration is one document", n[0].Line)
+		}
 	}
 	if fc.MaxArgsBytes < 0 {
 		return fmt.Errorf("max_args_bytes must not be negative (got %d)", fc.MaxArgsBytes)
@@ -268,6 +287,29 @@ func decodeConfig(b []byte, fc *fileConfig) error {
 		return fmt.Errorf("log_format %q: want text or json", fc.LogFormat)
 	}
 	return nil
+}
+
+// badCharLine returns the line of the first character YAML refuses to read
+// (not UTF-8, or a control character), 0 when there is none or the text is
+// UTF-16 (which the YAML reader decodes first).
+func badCharLine(b []byte) int {
+	if bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff}) {
+		return 0
+	}
+	line := 1
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		ok := r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0x7e) || r == 0x85 ||
+			(r >= 0xa0 && r <= 0xd7ff) || (r >= 0xe000 && r <= 0xfffd) || r >= 0x10000
+		if !ok || (r == utf8.RuneError && n == 1) {
+			return line
+		}
+		if r == '\n' {
+			line++
+		}
+		b = b[n:]
+	}
+	return 0
 }
 
 // serveSettings parses serve's flags and resolves the settings.
