@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"conveyor/data"
@@ -42,6 +43,19 @@ func (s *dashboardSettings) resolve(fc dashboardFile, getenv func(string) string
 	}
 	if s.SessionTTL != 0 && s.SessionTTL < time.Minute {
 		return fmt.Errorf("config: dashboard.session_ttl must be at least a minute (got %s)", s.SessionTTL)
+	}
+	if s.PasswordHash != "" {
+		if err := ui.CheckPasswordHash(s.PasswordHash); err != nil {
+			if getenv("CONVEYOR_PASSWORD_HASH") != "" {
+				return fmt.Errorf("CONVEYOR_PASSWORD_HASH: %w", err)
+			}
+			return fmt.Errorf("config: dashboard.password_hash: %w", err)
+		}
+	}
+	for i, p := range s.Redact {
+		if strings.TrimSpace(p) == "" {
+			return fmt.Errorf("config: redact[%d] is empty: a pattern is part of a key, e.g. password", i)
+		}
 	}
 	return nil
 }

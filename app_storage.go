@@ -116,7 +116,7 @@ func (s *storageSettings) resolveReplica(fc storageFile, getenv func(string) str
 	case lsPath != "":
 		lc, err := data.LoadLitestreamConfig(lsPath)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", lsFrom, err)
 		}
 		if lc.DBPath != dbPath {
 			return fmt.Errorf("%s: %s replicates %s, but conveyor's database is %s: set --data to %s, or change dbs[0].path",
@@ -127,6 +127,9 @@ func (s *storageSettings) resolveReplica(fc storageFile, getenv func(string) str
 	case replica == "off":
 		s.ReplicaURL, s.ReplicaFrom = "", replicaFrom
 	case replica != "":
+		if err := data.CheckReplicaURL(replica); err != nil {
+			return fmt.Errorf("%s: %w", replicaFrom, err)
+		}
 		s.ReplicaURL, s.ReplicaFrom = replica, replicaFrom
 	default:
 		u, err := data.FileReplicaURL(filepath.Join(dataDir, replicaDir))

@@ -39,6 +39,14 @@ const (
 // argon2id PHC string this server can verify.
 var ErrBadPasswordHash = errors.New("not an argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$key): make one with `conveyor passwd`")
 
+// CheckPasswordHash returns why s is not a password hash Config.PasswordHash
+// takes (ErrBadPasswordHash, with the part at fault), or nil: settings check
+// it where they read it, so that the error names the key or variable.
+func CheckPasswordHash(s string) error {
+	_, err := parsePasswordHash(s)
+	return err
+}
+
 // HashPassword returns the argon2id PHC string of password with a fresh salt.
 func HashPassword(password string) (string, error) {
 	return hashPassword(password, argonMemoryKiB, argonTime, argonThreads)
