@@ -26,16 +26,7 @@ import (
 // them with no stagger at all.
 func TestDemoFirstMinute(t *testing.T) {
 	t.Parallel()
-	env := append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
-	s, err := launchServer(t, t.TempDir(), env, "--demo")
-	if err != nil {
-		t.Fatalf("%v\n%s", err, s.stderr.String())
-	}
-	started := time.Now()
-	ctx, cancel := context.WithTimeout(deadline(t), demoBound)
-	defer cancel()
-	evctx, stopEvents := context.WithCancel(ctx)
-	changed := s.jobEvents(evctx)
+	s, started, ctx, changed, stopEvents := startDemo(t)
 
 	// A failure row, a retried job and the first fan-out done, asked again
 	// at each jobs_changed event until the minute is up.

@@ -26,18 +26,7 @@ const demoBound = time.Minute
 // at start are done; then drives the accounts CLI against it.
 func TestDemoEndToEnd(t *testing.T) {
 	t.Parallel()
-	env := append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
-	s, err := launchServer(t, t.TempDir(), env, "--demo")
-	if err != nil {
-		t.Fatalf("%v\n%s", err, s.stderr.String())
-	}
-	started := time.Now()
-	ctx, cancel := context.WithTimeout(deadline(t), demoBound)
-	defer cancel()
-	// The event stream ends with the wait: an open stream would hold up the
-	// server's graceful shutdown at the end.
-	evctx, stopEvents := context.WithCancel(ctx)
-	changed := s.jobEvents(evctx)
+	s, started, ctx, changed, stopEvents := startDemo(t)
 
 	var cron struct {
 		Entries []struct {
@@ -123,6 +112,24 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err, _ := s.terminate(); err != nil {
 		t.Errorf("SIGTERM: %v\n%s", err, s.stderr.String())
 	}
+}
+
+// startDemo starts the real binary with --demo and returns it, when it
+// served, a context that ends demoBound later, and the jobs_changed
+// signals of s.jobEvents until stopEvents: the stream must end before the
+// test stops the server, whose graceful shutdown an open stream holds up.
+func startDemo(t *testing.T) (s *server, started time.Time, ctx context.Context, changed <-chan struct{}, stopEvents func()) {
+	t.Helper()
+	env := append(os.Environ(), beMainEnv+"=1", "CONVEYOR_TOKEN="+testToken)
+	s, err := launchServer(t, t.TempDir(), env, "--demo")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.stderr.String())
+	}
+	started = time.Now()
+	ctx, cancel := context.WithTimeout(deadline(t), demoBound)
+	t.Cleanup(cancel)
+	evctx, stopEvents := context.WithCancel(ctx)
+	return s, started, ctx, s.jobEvents(evctx), stopEvents
 }
 
 // jobEvents streams the server's live events and signals (coalesced) each
