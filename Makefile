@@ -48,7 +48,8 @@ soak: build
 
 # soak-page: the dashboard open in chromium for SOAK_PAGE_MINUTES (default 60)
 # under 2,000 jobs/s with 5 failures/s and a schedule change every 20 s; one
-# row a minute (JavaScript heap after GC, DOM nodes, listeners, jobs/s) goes
+# row a minute (JavaScript heap after GC, DOM nodes, listeners, jobs/s, the
+# renderer processes' resident memory) goes
 # to docs/soak-page.csv. Needs Debian's chromium, like the browser tests.
 SOAK_PAGE_MINUTES ?= 60
 soak-page:

@@ -311,6 +311,8 @@ func BenchmarkDashboardPageMemory(b *testing.B) {
 		b.ReportMetric(last.heapMB, "heap-MB-at-end")
 		b.ReportMetric(float64(first.nodes), "dom-nodes-minute-1")
 		b.ReportMetric(float64(last.nodes), "dom-nodes-at-end")
+		b.ReportMetric(first.rendererMB, "renderer-MB-minute-1")
+		b.ReportMetric(last.rendererMB, "renderer-MB-at-end")
 		b.ReportMetric(float64(minutes), "minutes")
 		if out := os.Getenv("CONVEYOR_PAGE_CSV"); out != "" {
 			if err := writePageCSV(out, rows); err != nil {
@@ -339,6 +341,9 @@ type pageRow struct {
 	listeners int64
 	jobsPerS  float64
 	failPerS  float64
+	// rendererMB is the resident memory of the browser's renderer
+	// processes (the page's tab and its helpers).
+	rendererMB float64
 }
 
 // pageSoak runs the load against the open page for the given minutes and
@@ -394,10 +399,11 @@ func pageSoak(b *testing.B, minutes int) []pageRow {
 		now := time.Now()
 		secs := now.Sub(t0).Seconds()
 		heapMB, dom := sample()
+		rendererMB := rendererRSSMB(b, p)
 		rows = append(rows, pageRow{minute: m, heapMB: heapMB, nodes: dom.Nodes, listeners: dom.JsEventListeners,
-			jobsPerS: float64(n-n0) / secs, failPerS: float64(f-f0) / secs})
-		b.Logf("minute %d: heap %.2f MB, %d DOM nodes, %d listeners, %.0f jobs/s, %.1f failed/s",
-			m, heapMB, dom.Nodes, dom.JsEventListeners, float64(n-n0)/secs, float64(f-f0)/secs)
+			jobsPerS: float64(n-n0) / secs, failPerS: float64(f-f0) / secs, rendererMB: rendererMB})
+		b.Logf("minute %d: heap %.2f MB, %d DOM nodes, %d listeners, %.0f jobs/s, %.1f failed/s, renderer %.0f MB",
+			m, heapMB, dom.Nodes, dom.JsEventListeners, float64(n-n0)/secs, float64(f-f0)/secs, rendererMB)
 		n0, f0, t0 = n, f, now
 	}
 	cancel()
@@ -458,11 +464,74 @@ func postOK(base, path string) error {
 // writePageCSV writes the page soak's curve.
 func writePageCSV(path string, rows []pageRow) error {
 	var sb strings.Builder
-	sb.WriteString("minute,js_heap_mb_after_gc,dom_nodes,js_event_listeners,jobs_per_s,failed_per_s\n")
+	sb.WriteString("minute,js_heap_mb_after_gc,dom_nodes,js_event_listeners,jobs_per_s,failed_per_s,renderer_rss_mb\n")
 	for _, r := range rows {
-		fmt.Fprintf(&sb, "%d,%.3f,%d,%d,%.0f,%.2f\n", r.minute, r.heapMB, r.nodes, r.listeners, r.jobsPerS, r.failPerS)
+		fmt.Fprintf(&sb, "%d,%.3f,%d,%d,%.0f,%.2f,%.1f\n", r.minute, r.heapMB, r.nodes, r.listeners, r.jobsPerS, r.failPerS, r.rendererMB)
 	}
 	return os.WriteFile(path, []byte(sb.String()), 0o644)
+}
+
+// rendererRSSMB sums the resident memory of the renderer processes
+// (--type=renderer) descending from the browser process of p, read from
+// /proc.
+func rendererRSSMB(b *testing.B, p context.Context) float64 {
+	c := chromedp.FromContext(p)
+	if c == nil || c.Browser == nil || c.Browser.Process() == nil {
+		b.Fatal("no browser process to measure")
+	}
+	root := c.Browser.Process().Pid
+	parent := map[int]int{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range procs {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so split after ')'.
+		i := strings.LastIndexByte(string(raw), ')')
+		var pid, ppid int
+		var state string
+		if _, err := fmt.Sscan(string(raw[:strings.IndexByte(string(raw), ' ')]), &pid); err != nil || i < 0 {
+			continue
+		}
+		if _, err := fmt.Sscan(string(raw[i+1:]), &state, &ppid); err != nil {
+			continue
+		}
+		parent[pid] = ppid
+	}
+	descends := func(pid int) bool {
+		for n := 0; pid > 1 && n < 64; n++ {
+			if pid = parent[pid]; pid == root {
+				return true
+			}
+		}
+		return false
+	}
+	var kb int64
+	for pid := range parent {
+		if !descends(pid) {
+			continue
+		}
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.Contains(string(cmd), "--type=renderer") {
+			continue
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var n int64
+				fmt.Sscan(v, &n)
+				kb += n
+			}
+		}
+	}
+	if kb == 0 {
+		b.Fatal("found no renderer process under the browser")
+	}
+	return float64(kb) / 1024
 }
 
 // benchPage opens the dashboard logged in, in a browser of its own, and
