@@ -71,23 +71,32 @@ func (r *failRig) jobIn(class, q string, st queue.State) *queue.Job {
 	return got
 }
 
+// refusalPipelines makes a finished pipeline (done) and a running one whose
+// step "fetch" has finished and "store" has not.
+func (r *failRig) refusalPipelines() (done, running *data.Pipeline) {
+	r.t.Helper()
+	ctx := r.t.Context()
+	done = &data.Pipeline{Kind: "sync", Status: data.StatusSucceeded}
+	running = &data.Pipeline{Kind: "sync"}
+	if err := r.db.CreatePipeline(ctx, done, "fetch"); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.db.CreatePipeline(ctx, running, "fetch", "store"); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.db.SetStepStatus(ctx, running.ID, "fetch", data.StatusSucceeded, 0); err != nil {
+		r.t.Fatal(err)
+	}
+	return done, running
+}
+
 // TestRetryRefusals checks every refusal reason and whether it is recorded
 // in the failure's retry state.
 func TestRetryRefusals(t *testing.T) {
 	t.Parallel()
 	r := newFailRig(t, failRigOpts{})
 	ctx := t.Context()
-	done := &data.Pipeline{Kind: "sync", Status: data.StatusSucceeded}
-	running := &data.Pipeline{Kind: "sync"}
-	if err := r.db.CreatePipeline(ctx, done, "fetch"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.db.CreatePipeline(ctx, running, "fetch", "store"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.db.SetStepStatus(ctx, running.ID, "fetch", data.StatusSucceeded, 0); err != nil {
-		t.Fatal(err)
-	}
+	done, running := r.refusalPipelines()
 	gone := func() uint64 { return 900_000 + uint64(r.clock.Now().UnixNano()%1000) }
 	dead := r.jobIn(lanes.NoopJob, "default", queue.StateDead)
 	// Two failed attempts of one job: the first is superseded.
@@ -451,17 +460,7 @@ func TestRetryMatchingAppliesRetrysRules(t *testing.T) {
 	t.Parallel()
 	r := newFailRig(t, failRigOpts{})
 	ctx := t.Context()
-	done := &data.Pipeline{Kind: "sync", Status: data.StatusSucceeded}
-	running := &data.Pipeline{Kind: "sync"}
-	if err := r.db.CreatePipeline(ctx, done, "fetch"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.db.CreatePipeline(ctx, running, "fetch", "store"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.db.SetStepStatus(ctx, running.ID, "fetch", data.StatusSucceeded, 0); err != nil {
-		t.Fatal(err)
-	}
+	done, running := r.refusalPipelines()
 	// The failure's job: dead (""), none in the queue (gone), or in a state.
 	const gone = "gone"
 	states := map[string]queue.State{"done": queue.StateDone, "ready": queue.StateReady, "retry": queue.StateRetry, "scheduled": queue.StateScheduled}
