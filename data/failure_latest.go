@@ -29,22 +29,29 @@ func (db *DB) LatestFailures(ctx context.Context, jobIDs []uint64) (map[uint64]*
 	q := `SELECT ` + failureColumns + ` FROM failures WHERE id IN (
 		SELECT (SELECT g.id FROM failures g WHERE g.job_id = j.job_id ORDER BY g.attempt DESC, g.id DESC LIMIT 1)
 		FROM (SELECT DISTINCT job_id FROM failures WHERE job_id IN (?` + strings.Repeat(",?", len(jobIDs)-1) + `)) j)`
-	rows, err := db.r.QueryContext(ctx, q, args...)
+	err := db.eachFailure(ctx, q, args, func(f *Failure) { out[f.JobID] = f })
 	if err != nil {
 		return nil, fmt.Errorf("data: latest failures: %w", err)
+	}
+	return out, nil
+}
+
+// eachFailure runs query, which selects failureColumns, and calls fn with
+// each failure it reads.
+func (db *DB) eachFailure(ctx context.Context, query string, args []any, fn func(*Failure)) error {
+	rows, err := db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		f, err := scanFailure(rows)
 		if err != nil {
-			return nil, fmt.Errorf("data: latest failures: %w", err)
+			return err
 		}
-		out[f.JobID] = f
+		fn(f)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("data: latest failures: %w", err)
-	}
-	return out, nil
+	return rows.Err()
 }
 
 // IssueByFingerprint returns the issue of a fingerprint, or ErrNotFound.
@@ -72,19 +79,8 @@ func (db *DB) FailuresByIDs(ctx context.Context, ids []int64) (map[int64]*Failur
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+failureColumns+` FROM failures WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("data: failures by id: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		f, err := scanFailure(rows)
-		if err != nil {
-			return nil, fmt.Errorf("data: failures by id: %w", err)
-		}
-		out[f.ID] = f
-	}
-	if err := rows.Err(); err != nil {
+	q := `SELECT ` + failureColumns + ` FROM failures WHERE id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+	if err := db.eachFailure(ctx, q, args, func(f *Failure) { out[f.ID] = f }); err != nil {
 		return nil, fmt.Errorf("data: failures by id: %w", err)
 	}
 	return out, nil
