@@ -36,9 +36,9 @@ func TestDemoFirstMinute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var fanOut demoJob
+		var fanOut jobJSON
 		if first = s.firstFanOut(ctx, t); first != 0 {
-			fanOut = s.demoJob(ctx, t, first)
+			fanOut = s.job(ctx, t, first)
 		}
 		if total > 0 && retried != "" && fanOut.State == queue.StateDone.String() {
 			t.Logf("%d failure rows and %s, %v after start", total, retried, time.Since(started).Round(time.Millisecond))
@@ -56,23 +56,6 @@ func TestDemoFirstMinute(t *testing.T) {
 	if err, _ := s.terminate(); err != nil {
 		t.Errorf("SIGTERM: %v\n%s", err, s.stderr.String())
 	}
-}
-
-// demoJob is the part of the jobs API's job the demo tests read.
-type demoJob struct {
-	ID         uint64            `json:"id"`
-	Class      string            `json:"class"`
-	State      string            `json:"state"`
-	Attempt    int               `json:"attempt"`
-	RunAt      time.Time         `json:"run_at"`
-	CreatedAt  time.Time         `json:"created_at"`
-	StartedAt  time.Time         `json:"started_at"`
-	FinishedAt time.Time         `json:"finished_at"`
-	UniqueKey  *string           `json:"unique_key"`
-	Context    map[string]string `json:"context"`
-	Errors     []struct {
-		Attempt int `json:"attempt"`
-	} `json:"errors"`
 }
 
 // failedAndRetried returns how many failure rows GET /api/v1/failures
@@ -93,7 +76,7 @@ func (s *server) failedAndRetried(ctx context.Context) (int, string, error) {
 		return 0, "", fmt.Errorf("failures: %d %v", code, err)
 	}
 	for _, f := range page.Data {
-		var j demoJob
+		var j jobJSON
 		if code, err := s.api(ctx, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d", f.JobID), nil, &j); err != nil || code != http.StatusOK {
 			return 0, "", fmt.Errorf("job %d of a failure row: %d %v", f.JobID, code, err)
 		}
@@ -149,13 +132,13 @@ func (s *server) firstFanOut(ctx context.Context, t *testing.T) uint64 {
 func (s *server) checkFirstFanOut(ctx context.Context, t *testing.T, first uint64) {
 	t.Helper()
 	for id := uint64(1); id < first; id++ {
-		j := s.demoJob(ctx, t, id)
+		j := s.job(ctx, t, id)
 		if j.Context[cron.CtxTrigger] != cron.TriggerSchedule {
 			t.Errorf("job %d (%s, %v) came before the first fan-out (job %d)", id, j.Class, j.Context, first)
 		}
 	}
 
-	orch := s.demoJob(ctx, t, first)
+	orch := s.job(ctx, t, first)
 	if orch.State != queue.StateDone.String() || !orch.RunAt.Equal(orch.CreatedAt) || orch.Context[cron.CtxTrigger] != cron.TriggerManual {
 		t.Fatalf("the first fan-out's job %+v: want done, due when enqueued, a manual run", orch)
 	}
@@ -170,7 +153,7 @@ func (s *server) checkFirstFanOut(ctx context.Context, t *testing.T, first uint6
 	b := set.Batching[jobs.EnqueueContinuousAccountProcessing]
 
 	want := s.fanOutAccounts(ctx, t)
-	byKey := map[string]demoJob{}
+	byKey := map[string]jobJSON{}
 	for _, j := range s.classJobs(ctx, t, jobs.ProcessAccountContinuously) {
 		if j.UniqueKey != nil {
 			byKey[*j.UniqueKey] = j
@@ -178,7 +161,7 @@ func (s *server) checkFirstFanOut(ctx context.Context, t *testing.T, first uint6
 	}
 	// Each job's due time after the fan-out's start: k × stagger + jitter.
 	type slot struct {
-		j   demoJob
+		j   jobJSON
 		due time.Duration
 	}
 	var slots []slot
@@ -226,16 +209,6 @@ func (s *server) checkFirstFanOut(ctx context.Context, t *testing.T, first uint6
 	}
 }
 
-// demoJob is GET /api/v1/jobs/{id}.
-func (s *server) demoJob(ctx context.Context, t *testing.T, id uint64) demoJob {
-	t.Helper()
-	var j demoJob
-	if code, err := s.api(ctx, http.MethodGet, fmt.Sprintf("/api/v1/jobs/%d", id), nil, &j); err != nil || code != http.StatusOK {
-		t.Fatalf("job %d: %d %v", id, code, err)
-	}
-	return j
-}
-
 // fanOutAccounts returns the ids of the accounts a continuous-processing
 // fan-out covers (enabled, switch on), ascending: the k-th is its slot.
 func (s *server) fanOutAccounts(ctx context.Context, t *testing.T) []int64 {
@@ -278,13 +251,13 @@ func (s *server) fanOutAccounts(ctx context.Context, t *testing.T) []int64 {
 // one request at a time, in the order a job goes through them, so a job
 // that moves on between two requests is listed twice: its later listing
 // wins.
-func (s *server) classJobs(ctx context.Context, t *testing.T, class string) map[uint64]demoJob {
+func (s *server) classJobs(ctx context.Context, t *testing.T, class string) map[uint64]jobJSON {
 	t.Helper()
-	out := map[uint64]demoJob{}
+	out := map[uint64]jobJSON{}
 	for _, st := range queue.States {
 		for cursor := ""; ; {
 			var page struct {
-				Jobs []demoJob `json:"jobs"`
+				Jobs []jobJSON `json:"jobs"`
 				Next *string   `json:"next"`
 			}
 			q := url.Values{"state": {st.String()}, "class": {class}, "size": {"1000"}}

@@ -63,12 +63,20 @@ func registerPoisonPills(r *lanes.Registry) error {
 
 // jobJSON is the part of GET /api/v1/jobs/{id} the crash tests read.
 type jobJSON struct {
-	ID      uint64 `json:"id"`
-	State   string `json:"state"`
-	Attempt int    `json:"attempt"`
-	Orphans int    `json:"orphans"`
-	Stuck   bool   `json:"stuck"`
-	Errors  []struct {
+	ID         uint64            `json:"id"`
+	Class      string            `json:"class"`
+	State      string            `json:"state"`
+	Attempt    int               `json:"attempt"`
+	Orphans    int               `json:"orphans"`
+	Stuck      bool              `json:"stuck"`
+	RunAt      time.Time         `json:"run_at"`
+	CreatedAt  time.Time         `json:"created_at"`
+	StartedAt  time.Time         `json:"started_at"`
+	FinishedAt time.Time         `json:"finished_at"`
+	UniqueKey  *string           `json:"unique_key"`
+	Context    map[string]string `json:"context"`
+	Errors     []struct {
+		Attempt int    `json:"attempt"`
 		Class   string `json:"class"`
 		Message string `json:"message"`
 	} `json:"errors"`
